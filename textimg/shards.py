@@ -1,0 +1,173 @@
+"""WebDataset shards: deterministic, atomic writing and plain reading.
+
+A shard is a plain tar whose samples are consecutive members `KEY.<ext>` (KEY has no dots, so
+`webdataset` splits it correctly). Writing goes to `NAME.tar.tmp` and is renamed to `NAME.tar` only
+when the tar is complete and flushed, so a kill never leaves a half shard under a final name. Every
+tar header is pinned (mtime 0, uid/gid 0, no user names) so the same samples give the same bytes.
+
+A corpus directory also holds `manifest.json`: the config that made it and, per shard, its sample
+count, byte size and sha256. The manifest entry is what marks a shard as complete and verified.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from textimg.errors import TextimgError
+
+MANIFEST_NAME = "manifest.json"
+TEMP_SUFFIX = ".tmp"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+Sample = tuple[str, dict[str, bytes]]
+"""A sample as written and read: its key and its members by extension (`"png"`, `"txt"`, ...)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What the manifest records about one complete shard."""
+
+    samples: int
+    bytes: int
+    sha256: str
+
+
+def shard_name(prefix: str, index: int) -> str:
+    """`synth-000042.tar`: zero-padded so shards sort in order and brace-expand in webdataset."""
+    return f"{prefix}-{index:06d}.tar"
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_shard(path: Path, samples: Iterable[Sample]) -> ShardInfo:
+    """Write `samples` to the tar `path` atomically and return its manifest entry.
+
+    Members are written in the order given, with pinned headers, into `path.tmp`; the file is
+    fsynced and renamed only at the end. If anything fails the temp file is removed.
+    """
+    path = Path(path)
+    temp = path.with_name(path.name + TEMP_SUFFIX)
+    count = 0
+    try:
+        with open(temp, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                for key, members in samples:
+                    if "." in key or "/" in key:
+                        raise ValueError(f"shard keys may not contain '.' or '/': {key!r}")
+                    for extension, data in members.items():
+                        info = tarfile.TarInfo(f"{key}.{extension}")
+                        info.size = len(data)
+                        info.mtime = 0
+                        info.mode = 0o644
+                        info.uid = info.gid = 0
+                        info.uname = info.gname = ""
+                        tar.addfile(info, io.BytesIO(data))
+                    count += 1
+            raw.flush()
+            os.fsync(raw.fileno())
+        info = ShardInfo(samples=count, bytes=temp.stat().st_size, sha256=sha256_file(temp))
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return info
+
+
+def iter_shard(path: Path) -> Iterator[Sample]:
+    """Yield the samples of one tar shard, grouping consecutive members by key."""
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                name = member.name.rsplit("/", 1)[-1]
+                member_key, _, extension = name.partition(".")
+                if member_key != key:
+                    if key is not None:
+                        yield key, members
+                    key, members = member_key, {}
+                handle = tar.extractfile(member)
+                members[extension] = handle.read() if handle else b""
+    except (tarfile.TarError, OSError) as error:
+        raise TextimgError(f"cannot read shard {path}: {error}") from None
+    if key is not None:
+        yield key, members
+
+
+def find_shards(source: Path | str) -> list[Path]:
+    """The shard files a user pointed at: a directory (all its `.tar`), one tar, or a glob."""
+    source_path = Path(source)
+    if source_path.is_dir():
+        shards = sorted(source_path.glob("*.tar"))
+    elif source_path.is_file():
+        shards = [source_path]
+    else:
+        shards = sorted(Path(p) for p in glob.glob(str(source)) if p.endswith(".tar"))
+    if not shards:
+        raise TextimgError(f"no shards found at {source}")
+    return shards
+
+
+def iter_samples(sources: Iterable[Path | str]) -> Iterator[Sample]:
+    """Yield every sample of every shard under `sources`, in shard order."""
+    for source in sources:
+        for shard in find_shards(source):
+            yield from iter_shard(shard)
+
+
+def image_member(members: dict[str, bytes]) -> tuple[str, bytes] | None:
+    """The first image member of a sample as (extension, bytes), or None if it has none."""
+    for extension in (ext.lstrip(".") for ext in IMAGE_EXTENSIONS):
+        if extension in members:
+            return extension, members[extension]
+    return None
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The corpus manifest of `directory`, or None when there is none yet."""
+    path = Path(directory) / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError) as error:
+        raise TextimgError(f"{path} is not a readable manifest: {error}") from None
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (temp name, then rename), keys sorted for stable diffs."""
+    path = Path(directory) / MANIFEST_NAME
+    temp = path.with_name(path.name + TEMP_SUFFIX)
+    temp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(temp, path)
+
+
+def shard_entry(info: ShardInfo) -> dict[str, Any]:
+    """The JSON form of a `ShardInfo` as stored under `manifest["shards"][name]`."""
+    return asdict(info)
+
+
+def shard_is_complete(directory: Path, name: str, entry: dict[str, Any] | None) -> bool:
+    """True when shard `name` exists with the size and sha256 its manifest entry promises."""
+    path = Path(directory) / name
+    if entry is None or not path.exists() or path.stat().st_size != entry.get("bytes"):
+        return False
+    return sha256_file(path) == entry.get("sha256")
