@@ -152,12 +152,20 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
         raise TextimgError(f"{path} is not a readable manifest: {error}") from None
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically (temp name, then rename), keys sorted for stable diffs."""
-    path = Path(directory) / MANIFEST_NAME
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 `text` under a temp name and rename it, so no reader sees half a file."""
+    path = Path(path)
     temp = path.with_name(path.name + TEMP_SUFFIX)
-    temp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    temp.write_text(text, encoding="utf-8")
     os.replace(temp, path)
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any], name: str = MANIFEST_NAME) -> None:
+    """Write a manifest atomically (temp name, then rename), keys sorted for stable diffs.
+
+    `name` lets one part of a split run write its own `manifest-A-B.json`."""
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    write_text_atomic(Path(directory) / name, text)
 
 
 def shard_entry(info: ShardInfo) -> dict[str, Any]:

@@ -1,20 +1,21 @@
 """The Typer app object that every command module registers on."""
 
-import click
 import typer
+from rich.console import Console
 from typer.core import TyperGroup
 
 from textimg.errors import TextimgError
 
 
 class _FriendlyErrors(TyperGroup):
-    """Turns a `TextimgError` raised by any command into Click's one-line `Error: ...` exit."""
+    """Turns a `TextimgError` raised by any command into one `Error: ...` line and exit status 1."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except TextimgError as error:
-            raise click.ClickException(str(error)) from None
+            Console(stderr=True).print(f"[bold red]Error:[/] {error}", highlight=False)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

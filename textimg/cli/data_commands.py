@@ -1,0 +1,274 @@
+"""Commands that make and show data: `fonts`, `synth`, `merge`, `preview`, `demo`."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from textimg.cli.app import app
+from textimg.errors import TextimgError
+
+console = Console()
+
+FontListOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--fonts",
+        help="Font list file: one family name, file name/glob or path a line (# comments). "
+        "Default: textimg's curated fonts.txt.",
+    ),
+]
+FontDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--font-dir", help="Extra folder of .ttf/.otf fonts; every valid font in it is used."
+    ),
+]
+AllFontsOption = Annotated[
+    bool, typer.Option("--all-fonts", help="Use every valid font found, ignoring the font list.")
+]
+NoSystemOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-system-fonts",
+        help="Ignore the system's font folders: only fonts from pip packages and --font-dir "
+        "(the same set on every machine, so corpora match byte for byte across machines).",
+    ),
+]
+
+
+def _catalog(font_list: Path | None, font_dirs: list[Path] | None, all_fonts: bool, no_system):
+    from textimg.fonts import DEFAULT_FONT_LIST, resolve_fonts
+
+    if font_list is not None and not font_list.is_file():
+        raise TextimgError(f"font list not found: {font_list}")
+    for folder in font_dirs or []:
+        if not folder.is_dir():
+            raise TextimgError(f"font folder not found: {folder}")
+    chosen_list = None if all_fonts else (font_list or DEFAULT_FONT_LIST)
+    return resolve_fonts(chosen_list, font_dirs or [], system=not no_system)
+
+
+@app.command()
+def fonts(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Show each font-list entry as found or missing, and rejected files."
+        ),
+    ] = False,
+    write: Annotated[
+        Path | None,
+        typer.Option("--write", help="Write the valid fonts found (one path a line) to this file."),
+    ] = None,
+    font_list: FontListOption = None,
+    font_dirs: FontDirOption = None,
+    all_fonts: AllFontsOption = False,
+    no_system_fonts: NoSystemOption = False,
+) -> None:
+    """Find fonts on this machine, validate them, and list the ones synth will use."""
+    catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
+    if check:
+        entries = Table(title="Font list entries")
+        for column in ("entry", "status", "valid fonts"):
+            entries.add_column(column)
+        for entry, count in catalog.found.items():
+            status = "[green]found[/]" if count else "[yellow]missing[/]"
+            entries.add_row(entry, status, str(count))
+        console.print(entries)
+        rejected = Table(title="Rejected font files")
+        rejected.add_column("file")
+        rejected.add_column("reason")
+        for rejection in catalog.rejected:
+            rejected.add_row(rejection.path, rejection.reason)
+        console.print(rejected)
+    else:
+        table = Table(title=f"{len(catalog.valid)} valid fonts")
+        for column in ("family", "style", "file", "licence"):
+            table.add_column(column)
+        for font in catalog.valid:
+            table.add_row(font.family, font.style, font.path, font.license_url or font.license)
+        console.print(table)
+    families = {f.family for f in catalog.valid}
+    console.print(
+        f"{len(catalog.valid)} valid fonts in {len(families)} families, "
+        f"{len(catalog.rejected)} rejected, {len(catalog.missing)} list entries missing"
+    )
+    if write is not None:
+        lines = ["# Valid fonts found by `textimg fonts --write`; usable as `--fonts FILE`."]
+        lines += [font.path for font in catalog.valid]
+        write.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        console.print(f"wrote {write}")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the shards.")],
+    n: Annotated[int, typer.Option("--n", help="Number of images in the corpus.")] = 407_000,
+    seed: Annotated[int, typer.Option(help="Corpus seed: sample i depends only on (seed, i).")] = 0,
+    size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 256,
+    shard_size: Annotated[int, typer.Option(help="Samples per shard.")] = 1000,
+    max_lines: Annotated[int, typer.Option(help="Most lines of text in one image.")] = 5,
+    min_font_px: Annotated[
+        int | None, typer.Option(help="Smallest font size in px. Default: 14% of --size.")
+    ] = None,
+    max_font_px: Annotated[
+        int | None, typer.Option(help="Largest font size in px. Default: 40% of --size.")
+    ] = None,
+    min_contrast: Annotated[
+        int, typer.Option(help="Least gray-level difference between text and background (1-255).")
+    ] = 96,
+    text_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your texts: one a line, a literal \\n marks a line break. "
+            "Default: embedded English text by word frequency."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes. Default: all cores.")] = 0,
+    shards: Annotated[
+        str | None,
+        typer.Option(
+            help="Render only shards A..B-1 (e.g. 0:100), to split a corpus across machines; "
+            "then run `textimg merge OUT`."
+        ),
+    ] = None,
+    font_list: FontListOption = None,
+    font_dirs: FontDirOption = None,
+    all_fonts: AllFontsOption = False,
+    no_system_fonts: NoSystemOption = False,
+) -> None:
+    """Render the synthetic corpus: grayscale text in random fonts on flat backgrounds, as shards.
+
+    Deterministic (same seed, same bytes, whatever --workers), resumable (a rerun skips complete
+    shards), and splittable across machines with --shards.
+    """
+    from textimg.fonts import FontInfo
+    from textimg.synth import (
+        RenderContext,
+        SynthConfig,
+        font_fingerprint,
+        parse_shard_range,
+        run_synth,
+        text_fingerprint,
+    )
+    from textimg.texts import load_text_file
+
+    corpus = tuple(load_text_file(text_file)) if text_file else None
+    catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
+    font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
+    config = SynthConfig(
+        n=n,
+        seed=seed,
+        size=size,
+        shard_size=shard_size,
+        max_lines=max_lines,
+        min_font_px=min_font_px,
+        max_font_px=max_font_px,
+        min_contrast=min_contrast,
+        text_file=str(text_file) if text_file else None,
+        text_sha256=text_fingerprint(text_file) if text_file else None,
+        fonts=font_fingerprint(font_set),
+    )
+    config.check()
+    shard_range = parse_shard_range(shards, config.num_shards)
+    workers = workers or os.cpu_count() or 1
+    total = sum(
+        min(config.n, (i + 1) * config.shard_size) - i * config.shard_size
+        for i in range(*shard_range)
+    )
+    context = RenderContext(config=config, fonts=font_set, corpus=corpus)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]synth"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("synth", total=total, rate="")
+
+        def advance(samples: int) -> None:
+            progress.advance(task, samples)
+            done = progress.tasks[0].completed
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, rate=f"{rate:,.0f} img/s")
+
+        report = run_synth(context, out, workers, shard_range, on_shard=advance)
+    elapsed = time.perf_counter() - started
+    rendered_samples = sum(r.info.samples for r in report.rendered)
+    families = {f for r in report.rendered for f in r.families}
+    table = Table(title="textimg synth")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("images in range", f"{report.total_samples:,}")
+    table.add_row("shards rendered / skipped", f"{len(report.rendered)} / {len(report.skipped)}")
+    table.add_row("bytes on disk", f"{report.total_bytes:,}")
+    table.add_row("bytes per image", f"{report.total_bytes / max(report.total_samples, 1):,.0f}")
+    table.add_row("fonts available / families used", f"{len(font_set)} / {len(families)}")
+    table.add_row("texts cut to fit", f"{sum(r.dropped for r in report.rendered):,}")
+    table.add_row("throughput", f"{rendered_samples / max(elapsed, 1e-9):,.0f} img/s")
+    table.add_row("workers", str(workers))
+    table.add_row("manifest", str(report.manifest_path))
+    console.print(table)
+
+
+@app.command()
+def merge(
+    out: Annotated[Path, typer.Argument(help="Corpus folder holding manifest-A-B.json parts.")],
+) -> None:
+    """Merge the part manifests of a corpus rendered in pieces (--shards) into manifest.json."""
+    from textimg.synth import merge_manifests
+
+    merged, missing = merge_manifests(out)
+    console.print(
+        f"manifest.json: {len(merged['shards'])} of {merged['num_shards']} shards recorded"
+    )
+    if missing:
+        raise TextimgError(
+            f"{len(missing)} shards are missing (first: {missing[0]}): rerun their ranges"
+        )
+
+
+@app.command()
+def preview(
+    shards: Annotated[list[Path], typer.Argument(help="Shard files, folders of shards, or globs.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the contact sheet PNG.")],
+    n: Annotated[int, typer.Option("--n", help="How many samples to show.")] = 64,
+    columns: Annotated[int, typer.Option(help="Images per row.")] = 8,
+    cell: Annotated[int, typer.Option(help="Size of each image on the sheet, in px.")] = 128,
+) -> None:
+    """Write a contact sheet of samples with their texts under them, from any textimg shards."""
+    from textimg.contact_sheet import contact_sheet, shard_items
+
+    if n <= 0:
+        raise TextimgError(f"--n must be positive, got {n}")
+    items = shard_items(shards, n)
+    if not items:
+        raise TextimgError("no images found in those shards")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(items, columns=columns, cell=cell).save(out)
+    console.print(f"wrote {out} ({len(items)} samples)")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for everything the demo writes.")
+    ] = Path("demo"),
+    n: Annotated[int, typer.Option("--n", help="Images in the demo corpus.")] = 64,
+) -> None:
+    """Run textimg once on an embedded default: a small synthetic corpus and its contact sheet."""
+    corpus = out / "synth"
+    synth(out=corpus, n=n, size=128, shard_size=32, workers=0)
+    sheet = out / "synth_sheet.png"
+    preview(shards=[corpus], out=sheet, n=min(n, 64), columns=8, cell=128)
+    console.print(f"[bold]demo done[/]: shards in {corpus}, contact sheet at {sheet}")

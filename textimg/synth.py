@@ -1,0 +1,420 @@
+"""The synthetic corpus: grayscale text in random fonts, sizes and line breaks on flat backgrounds.
+
+Sample i is a pure function of (seed, i) and the font set: its random generator is seeded with
+`[seed, i]`, so any shard can be rebuilt alone, on any machine with the same fonts, by any number of
+workers. A shard is the unit of work and of resumption: rendered whole by one worker, written under
+a temporary name, renamed, then recorded (size + sha256) in the manifest. A rerun skips shards the
+manifest vouches for and rebuilds the rest. `shard_range` lets a Slurm array or a Kubernetes
+indexed Job split one corpus; each part writes `manifest-A-B.json`, which `merge_manifests` folds
+into `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textimg.errors import TextimgError
+from textimg.fonts import PRINTABLE, FontInfo
+from textimg.render import Layout, fit_text, render_layout
+from textimg.shards import (
+    MANIFEST_NAME,
+    ShardInfo,
+    shard_entry,
+    shard_is_complete,
+    shard_name,
+    write_manifest,
+    write_shard,
+)
+from textimg.texts import pick_text
+
+SHARD_PREFIX = "synth"
+ALIGNMENTS = ("left", "center", "right")
+MIN_IMAGE_SIZE = 16
+MIN_FONT_PX = 6
+"""Below 6 px a glyph is a smudge for OCR and for the model alike."""
+PNG_COMPRESS_LEVEL = 1
+"""Flat backgrounds compress well even at level 1, which encodes several times faster than 6."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that decides the corpus bytes: equal configs write equal shards."""
+
+    n: int
+    seed: int = 0
+    size: int = 256
+    shard_size: int = 1000
+    max_lines: int = 5
+    min_font_px: int | None = None
+    max_font_px: int | None = None
+    min_contrast: int = 96
+    margin: float = 0.04
+    max_spacing: float = 0.35
+    text_file: str | None = None
+    text_sha256: str | None = None
+    fonts: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def font_range(self) -> tuple[int, int]:
+        """Font sizes in px (the em size): 14% to 40% of the image side unless set.
+
+        14% keeps an em of 9 px at 64 px and 18 px at 128 px, the training resolutions, where
+        lowercase letters stay about 5 and 10 px tall: the smallest OCR still reads reliably.
+        """
+        low = self.min_font_px or max(MIN_FONT_PX, round(self.size * 0.14))
+        high = self.max_font_px or max(low, round(self.size * 0.40))
+        return low, high
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.n // self.shard_size)
+
+    def check(self) -> None:
+        """Refuse options that cannot make a corpus, with a message that says which and why."""
+        if self.n <= 0:
+            raise TextimgError(f"--n must be positive, got {self.n}")
+        if self.shard_size <= 0:
+            raise TextimgError(f"--shard-size must be positive, got {self.shard_size}")
+        if self.max_lines < 1:
+            raise TextimgError(f"--max-lines must be at least 1, got {self.max_lines}")
+        if not 1 <= self.min_contrast <= 255:
+            raise TextimgError(f"--min-contrast must be in 1..255, got {self.min_contrast}")
+        low, high = self.font_range
+        usable = self.size * (1 - 2 * self.margin)
+        if self.size < MIN_IMAGE_SIZE or low < MIN_FONT_PX or low > usable:
+            raise TextimgError(
+                f"--size {self.size} is too small for any font: text needs at least "
+                f"{MIN_FONT_PX} px font sizes inside a {MIN_IMAGE_SIZE} px or larger image"
+            )
+        if high < low:
+            raise TextimgError(f"--max-font-px {high} is below --min-font-px {low}")
+        if not self.fonts:
+            raise TextimgError("no usable fonts: run `textimg fonts --check` to see why")
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What every worker needs to render any sample: the config, the fonts, the text corpus."""
+
+    config: SynthConfig
+    fonts: tuple[FontInfo, ...]
+    corpus: tuple[str, ...] | None
+
+    def families(self) -> dict[str, list[FontInfo]]:
+        grouped: dict[str, list[FontInfo]] = {}
+        for font in self.fonts:
+            grouped.setdefault(font.family, []).append(font)
+        return grouped
+
+
+def font_fingerprint(fonts: Sequence[FontInfo]) -> list[dict[str, str]]:
+    """How the manifest names the font set: file, family, style and content hash, in use order."""
+    return [
+        {"file": f.file, "family": f.family, "style": f.style, "sha256": f.sha256} for f in fonts
+    ]
+
+
+def _contrasting_grays(rng: np.random.Generator, min_contrast: int) -> tuple[int, int]:
+    """A uniformly random background gray and a text gray at least `min_contrast` away from it."""
+    backgrounds = [g for g in range(256) if g - min_contrast >= 0 or g + min_contrast <= 255]
+    background = backgrounds[int(rng.integers(len(backgrounds)))]
+    foregrounds = list(range(0, background - min_contrast + 1))
+    foregrounds += list(range(background + min_contrast, 256))
+    return background, foregrounds[int(rng.integers(len(foregrounds)))]
+
+
+def _paragraphs(text: str, charset: str) -> list[list[str]]:
+    """Split a text into paragraphs of words, keeping only characters the font draws."""
+    allowed = set(charset) & set(PRINTABLE)
+    paragraphs = []
+    for line in text.split("\n"):
+        words = "".join(c for c in line if c in allowed).split()
+        if words:
+            paragraphs.append(words)
+    return paragraphs
+
+
+def sample_layout(index: int, context: RenderContext, families: dict[str, list[FontInfo]]):
+    """Draw every random choice of sample `index` and fit its text: returns (Layout, metadata)."""
+    config = context.config
+    rng = np.random.default_rng([config.seed, index])
+    names = sorted(families)
+    faces = families[names[int(rng.integers(len(names)))]]
+    font = faces[int(rng.integers(len(faces)))]
+    paragraphs: list[list[str]] = []
+    while not paragraphs:  # a text made only of characters the font lacks: draw another
+        paragraphs = _paragraphs(pick_text(rng, context.corpus), font.charset)
+    word_count = sum(len(p) for p in paragraphs)
+    extra_breaks = int(rng.integers(0, config.max_lines)) if word_count > 1 else 0
+    gaps = list(range(1, word_count))
+    chosen = rng.choice(len(gaps), size=min(extra_breaks, len(gaps)), replace=False) if gaps else []
+    breaks = {gaps[i] for i in chosen}
+    low, high = config.font_range
+    font_size = int(rng.integers(low, high + 1))
+    spacing_ratio = float(rng.uniform(0.0, config.max_spacing))
+    align = ALIGNMENTS[int(rng.integers(len(ALIGNMENTS)))]
+    background, foreground = _contrasting_grays(rng, config.min_contrast)
+    position = rng.random(2)
+
+    margin = round(config.size * config.margin)
+    area = config.size - 2 * margin
+    fitted = fit_text(
+        paragraphs, breaks, font.path, font_size, spacing_ratio, align, area, low, config.max_lines
+    )
+    x0, y0, x1, y1 = fitted.box
+    x = margin - x0 + int(position[0] * (area - (x1 - x0) + 1))
+    y = margin - y0 + int(position[1] * (area - (y1 - y0) + 1))
+    layout = Layout(
+        text="\n".join(fitted.lines),
+        font_path=font.path,
+        font_size=fitted.font_size,
+        line_spacing=round(fitted.font_size * spacing_ratio),
+        align=align,
+        x=x,
+        y=y,
+        background=background,
+        foreground=foreground,
+        image_size=config.size,
+    )
+    metadata = {
+        "index": index,
+        "seed": [config.seed, index],
+        "font_file": font.file,
+        "font_family": font.family,
+        "font_style": font.style,
+        "font_size": fitted.font_size,
+        "lines": len(fitted.lines),
+        "line_spacing": layout.line_spacing,
+        "align": align,
+        "background": background,
+        "foreground": foreground,
+        "bbox": list(layout.text_box()),
+        "dropped": fitted.dropped_words,
+    }
+    return layout, metadata
+
+
+def sample_key(index: int) -> str:
+    """Zero-padded global index: sorts in corpus order and holds no dots (webdataset splits keys at
+    the first dot)."""
+    return f"{index:09d}"
+
+
+def render_sample(index: int, context: RenderContext, families: dict[str, list[FontInfo]]):
+    """One sample as shard members: `png` (grayscale), `txt` (exactly what is drawn), `json`."""
+    layout, metadata = sample_layout(index, context, families)
+    buffer = io.BytesIO()
+    render_layout(layout).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    members = {
+        "png": buffer.getvalue(),
+        "txt": layout.text.encode("utf-8"),
+        "json": json.dumps(metadata, sort_keys=True).encode("utf-8"),
+    }
+    return sample_key(index), members, metadata
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a worker reports for one rendered shard."""
+
+    name: str
+    info: ShardInfo
+    families: dict[str, int]
+    dropped: int
+
+
+def render_shard(shard_index: int, context: RenderContext, directory: Path) -> ShardResult:
+    """Render shard `shard_index` in full and write it atomically into `directory`."""
+    config = context.config
+    families = context.families()
+    start = shard_index * config.shard_size
+    stop = min(config.n, start + config.shard_size)
+    used: Counter[str] = Counter()
+    dropped = 0
+
+    def samples():
+        nonlocal dropped
+        for index in range(start, stop):
+            key, members, metadata = render_sample(index, context, families)
+            used[metadata["font_family"]] += 1
+            dropped += metadata["dropped"] > 0
+            yield key, members
+
+    name = shard_name(SHARD_PREFIX, shard_index)
+    info = write_shard(directory / name, samples())
+    return ShardResult(name=name, info=info, families=dict(used), dropped=dropped)
+
+
+def _worker_init() -> None:
+    """One thread per worker process: parallelism comes from processes, not from BLAS threads."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
+    """`A:B` -> (A, B), shards A..B-1; either side may be empty (`:10`, `5:`)."""
+    if not text:
+        return 0, num_shards
+    try:
+        first, _, last = text.partition(":")
+        start = int(first) if first else 0
+        stop = int(last) if last else num_shards
+    except ValueError:
+        raise TextimgError(f"--shards must look like A:B (shards A..B-1), got {text!r}") from None
+    if not 0 <= start < stop <= num_shards:
+        raise TextimgError(f"--shards {text} is outside 0:{num_shards} for this corpus")
+    return start, stop
+
+
+def manifest_file_name(start: int, stop: int, num_shards: int) -> str:
+    """`manifest.json` for a whole corpus, `manifest-000010-000020.json` for a part of one."""
+    if (start, stop) == (0, num_shards):
+        return MANIFEST_NAME
+    return f"manifest-{start:06d}-{stop:06d}.json"
+
+
+def _load_manifests(directory: Path) -> list[dict[str, Any]]:
+    manifests = []
+    for path in sorted(directory.glob("manifest*.json")):
+        try:
+            manifests.append(json.loads(path.read_text()))
+        except (json.JSONDecodeError, OSError) as error:
+            raise TextimgError(f"{path} is not a readable manifest: {error}") from None
+    return manifests
+
+
+def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(keys) or "unknown"
+
+
+def prepare_output(directory: Path, config_dict: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check `directory` can receive this corpus; return the shard entries already recorded.
+
+    Refuses a folder whose manifest describes another corpus, or that holds tars with no manifest,
+    so two corpora are never mixed. Leftover `.tmp` files from a killed run are removed.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    manifests = _load_manifests(directory)
+    for manifest in manifests:
+        if manifest.get("kind") != "synth" or manifest.get("config") != config_dict:
+            raise TextimgError(
+                f"{directory} holds another corpus (its manifest differs in: "
+                f"{_describe_difference(manifest.get('config', {}), config_dict)}); "
+                "choose an empty folder or the same options"
+            )
+    if not manifests and any(directory.glob("*.tar")):
+        raise TextimgError(f"{directory} holds .tar files that no textimg manifest describes")
+    for temp in directory.glob("*.tmp"):
+        temp.unlink(missing_ok=True)
+    recorded: dict[str, dict[str, Any]] = {}
+    for manifest in manifests:
+        recorded.update(manifest.get("shards", {}))
+    return recorded
+
+
+@dataclass
+class SynthReport:
+    """The outcome of a run, for the summary table and for tests."""
+
+    rendered: list[ShardResult]
+    skipped: list[str]
+    manifest_path: Path
+    total_samples: int = 0
+    total_bytes: int = 0
+
+
+def run_synth(
+    context: RenderContext,
+    directory: Path,
+    workers: int,
+    shard_range: tuple[int, int] | None = None,
+    on_shard: Callable[[int], None] | None = None,
+) -> SynthReport:
+    """Render the shards in `shard_range` (all by default) into `directory`, resuming if possible.
+
+    `on_shard(samples)` is called as each shard completes (for progress bars). The manifest is
+    rewritten after every shard, so a kill loses at most the shards in flight.
+    """
+    config = context.config
+    config_dict = asdict(config)
+    start, stop = shard_range or (0, config.num_shards)
+    recorded = prepare_output(directory, config_dict)
+    manifest_path = directory / manifest_file_name(start, stop, config.num_shards)
+    manifest = {
+        "kind": "synth",
+        "config": config_dict,
+        "num_shards": config.num_shards,
+        "shard_range": [start, stop],
+        "shards": {},
+    }
+    todo, skipped = [], []
+    for index in range(start, stop):
+        name = shard_name(SHARD_PREFIX, index)
+        entry = recorded.get(name)
+        if shard_is_complete(directory, name, entry):
+            manifest["shards"][name] = entry
+            skipped.append(name)
+            if on_shard:
+                on_shard(entry["samples"])
+        else:
+            todo.append(index)
+    write_manifest(directory, manifest, manifest_path.name)
+    report = SynthReport(rendered=[], skipped=skipped, manifest_path=manifest_path)
+
+    def record(result: ShardResult) -> None:
+        manifest["shards"][result.name] = {**shard_entry(result.info), "dropped": result.dropped}
+        write_manifest(directory, manifest, manifest_path.name)
+        report.rendered.append(result)
+        if on_shard:
+            on_shard(result.info.samples)
+
+    if workers <= 1 or len(todo) <= 1:
+        for index in todo:
+            record(render_shard(index, context, directory))
+    else:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)),
+            mp_context=get_context("spawn"),
+            initializer=_worker_init,
+        ) as pool:
+            futures = [pool.submit(render_shard, i, context, directory) for i in todo]
+            for future in futures:
+                record(future.result())
+    entries = manifest["shards"].values()
+    report.total_samples = sum(e["samples"] for e in entries)
+    report.total_bytes = sum(e["bytes"] for e in entries)
+    return report
+
+
+def merge_manifests(directory: Path) -> tuple[dict[str, Any], list[str]]:
+    """Fold the part manifests of a split run into `manifest.json`; return it and missing shards."""
+    manifests = _load_manifests(directory)
+    if not manifests:
+        raise TextimgError(f"no manifests to merge in {directory}")
+    config = manifests[0].get("config")
+    if any(m.get("config") != config or m.get("kind") != "synth" for m in manifests):
+        raise TextimgError(f"the manifests in {directory} describe different corpora")
+    merged = {**manifests[0], "shard_range": [0, manifests[0]["num_shards"]], "shards": {}}
+    for manifest in manifests:
+        merged["shards"].update(manifest["shards"])
+    expected = [shard_name(SHARD_PREFIX, i) for i in range(merged["num_shards"])]
+    missing = [name for name in expected if name not in merged["shards"]]
+    write_manifest(directory, merged)
+    return merged, missing
+
+
+def text_fingerprint(path: Path) -> str:
+    """sha256 of a text file, so a changed corpus is a different corpus."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
