@@ -174,16 +174,13 @@ def sample_layout(index: int, context: RenderContext, families: dict[str, list[F
         paragraphs, breaks, font.path, font_size, spacing_ratio, align, area, low, config.max_lines
     )
     x0, y0, x1, y1 = fitted.box
-    x = margin - x0 + int(position[0] * (area - (x1 - x0) + 1))
-    y = margin - y0 + int(position[1] * (area - (y1 - y0) + 1))
+    dx = margin - x0 + int(position[0] * (area - (x1 - x0) + 1))
+    dy = margin - y0 + int(position[1] * (area - (y1 - y0) + 1))
     layout = Layout(
-        text="\n".join(fitted.lines),
+        lines=tuple(fitted.lines),
+        origins=tuple((x + dx, y + dy) for x, y in fitted.origins),
         font_path=font.path,
         font_size=fitted.font_size,
-        line_spacing=round(fitted.font_size * spacing_ratio),
-        align=align,
-        x=x,
-        y=y,
         background=background,
         foreground=foreground,
         image_size=config.size,
@@ -196,12 +193,12 @@ def sample_layout(index: int, context: RenderContext, families: dict[str, list[F
         "font_style": font.style,
         "font_size": fitted.font_size,
         "lines": len(fitted.lines),
-        "line_spacing": layout.line_spacing,
+        "line_spacing": round(fitted.font_size * spacing_ratio),
         "align": align,
         "background": background,
         "foreground": foreground,
-        "bbox": list(layout.text_box()),
-        "dropped": fitted.dropped_words,
+        "bbox": [x0 + dx, y0 + dy, x1 + dx, y1 + dy],
+        "dropped": fitted.dropped,
     }
     return layout, metadata
 

@@ -20,7 +20,7 @@ VOCABULARY_SIZE = 30_000
 FREQUENCY_EXPONENT = 0.5
 """Words are drawn with probability ~ frequency**0.5: still Zipf-shaped (common words dominate),
 but flat enough that a 407k corpus sees tens of thousands of distinct words, not mostly "the"."""
-MAX_WORDS = 12
+MAX_WORDS = 10
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +71,7 @@ def _cased(words: list[str], rng: np.random.Generator) -> list[str]:
 def english_text(rng: np.random.Generator) -> str:
     """One short post-like text: 1-12 words by frequency, with casing, numbers and punctuation."""
     words, cumulative = english_vocabulary()
-    count = int(min(MAX_WORDS, rng.geometric(0.22)))
+    count = int(min(MAX_WORDS, rng.geometric(0.28)))
     # searchsorted on a precomputed CDF: rng.choice(p=...) would rebuild it for every sample.
     picks = np.searchsorted(cumulative, rng.random(count), side="right")
     phrase = [words[min(i, len(words) - 1)] for i in picks]

@@ -1,0 +1,134 @@
+"""Images/s per core of `textimg synth` against a naive Pillow loop, measured in the same process.
+
+The naive loop is the practical ceiling of a Pillow renderer: fonts loaded once, the text drawn at
+a fixed place with `multiline_text`, a PNG saved into a tar; no fitting, no checks, no metadata.
+Run: `python benchmarks/synth.py --n 3000` (add `--trdg-python PATH` to time TRDG in its own venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from textimg.fonts import resolve_fonts
+from textimg.synth import (
+    PNG_COMPRESS_LEVEL,
+    RenderContext,
+    SynthConfig,
+    font_fingerprint,
+    run_synth,
+)
+from textimg.texts import english_text
+
+
+def naive_loop(n: int, fonts, size: int, out: Path, compress_level: int) -> float:
+    """Seconds to render n images the naive way (cached fonts, fixed layout, PNG into a tar)."""
+    texts = [english_text(np.random.default_rng([1, i])) for i in range(n)]
+    cache = [ImageFont.truetype(f.path, s) for f in fonts[:20] for s in (40, 60, 80)]
+    start = time.perf_counter()
+    with tarfile.open(out, "w") as tar:
+        for i, text in enumerate(texts):
+            image = Image.new("L", (size, size), 200)
+            ImageDraw.Draw(image).multiline_text(
+                (8, 8), text.replace(" ", "\n", 2), font=cache[i % len(cache)], fill=30
+            )
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", compress_level=compress_level)
+            info = tarfile.TarInfo(f"{i:09d}.png")
+            info.size = buffer.tell()
+            buffer.seek(0)
+            tar.addfile(info, buffer)
+    return time.perf_counter() - start
+
+
+def textimg_run(n: int, fonts, size: int, out: Path, workers: int) -> tuple[float, int]:
+    """Seconds and bytes for `textimg synth` of n images with `workers` processes."""
+    config = SynthConfig(
+        n=n, size=size, shard_size=max(1, n // (4 * max(workers, 1))), fonts=font_fingerprint(fonts)
+    )
+    context = RenderContext(config=config, fonts=tuple(fonts), corpus=None)
+    start = time.perf_counter()
+    report = run_synth(context, out, workers)
+    return time.perf_counter() - start, report.total_bytes
+
+
+def trdg_run(python: str, n: int) -> float | None:
+    """Seconds for TRDG (`trdg -c n -w 3 -f 64 -t 1`) in its own venv, or None if unavailable."""
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        result = subprocess.run(
+            [
+                python,
+                "-m",
+                "trdg.run",
+                "-c",
+                str(n),
+                "-w",
+                "3",
+                "-f",
+                "64",
+                "-t",
+                "1",
+                "--output_dir",
+                folder,
+            ],
+            capture_output=True,
+        )
+        return time.perf_counter() - start if result.returncode == 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument(
+        "--trdg-python", default=None, help="python of a venv with trdg and pillow<10"
+    )
+    args = parser.parse_args()
+    fonts = resolve_fonts().valid
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        naive = naive_loop(args.n, fonts, args.size, root / "naive.tar", PNG_COMPRESS_LEVEL)
+        naive_default = naive_loop(args.n, fonts, args.size, root / "naive6.tar", 6)
+        one, size_bytes = textimg_run(args.n, fonts, args.size, root / "w1", 1)
+        two, _ = (
+            textimg_run(args.n, fonts, args.size, root / "w2", 2)
+            if (os.cpu_count() or 1) >= 2
+            else (None, 0)
+        )
+    rows.append(("naive Pillow loop (PNG level 1)", args.n / naive, 1.0))
+    rows.append(
+        ("naive Pillow loop (PNG default, level 6)", args.n / naive_default, naive / naive_default)
+    )
+    rows.append(("textimg synth, 1 worker", args.n / one, naive / one))
+    if two:
+        rows.append(("textimg synth, 2 workers (total)", args.n / two, naive / two))
+    if args.trdg_python:
+        count = max(200, args.n // 10)
+        trdg = trdg_run(args.trdg_python, count)
+        if trdg:
+            rows.append(
+                ("trdg -w 3 -f 64, 1 thread", count / trdg, (count / trdg) / (args.n / naive))
+            )
+    print(f"{'pipeline':44s} {'img/s':>9s} {'x naive':>8s}")
+    for name, rate, ratio in rows:
+        print(f"{name:44s} {rate:9.0f} {ratio:8.2f}")
+    if two:
+        print(f"scaling 1 -> 2 workers: {one / two:.2f}x")
+    per_image = size_bytes / args.n
+    print(f"bytes per image: {per_image:,.0f}; 407,000 images: {per_image * 407_000 / 1e9:.2f} GB")
+    print(f"407,000 images at the 2-worker rate: {407_000 / (args.n / (two or one)) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
