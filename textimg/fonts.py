@@ -18,7 +18,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +213,17 @@ def drawable_characters(font: ImageFont.FreeTypeFont, cmap: dict[int, str]) -> s
 
 
 def validate_font(path: Path) -> FontInfo | Rejection:
+    """Validate a font file; cached per (path, size, mtime), since validation renders glyphs."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as error:
+        return Rejection(str(path), f"unreadable: {error.strerror or error}")
+    return _validate_font(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _validate_font(path_text: str, _size: int, _mtime: int) -> FontInfo | Rejection:
     """Check that `path` is a usable text font; return its `FontInfo` or the reason it is not.
 
     Checks, in order: fontTools parses it; Pillow loads it; its cmap covers letters and digits;
@@ -221,7 +232,7 @@ def validate_font(path: Path) -> FontInfo | Rejection:
     """
     from fontTools.ttLib import TTFont, TTLibError
 
-    path = Path(path)
+    path = Path(path_text)
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -5,7 +5,10 @@ easyocr) are imported inside the commands so that `textimg --help` stays instant
 raised anywhere becomes one `Error: ...` line and exit status 1, never a traceback.
 """
 
-from textimg.cli import data_commands  # noqa: F401  (registers fonts, synth, preview, demo)
+from textimg.cli import (
+    data_commands,  # noqa: F401  (each import registers its module's commands)
+    pack_commands,  # noqa: F401
+)
 from textimg.cli.app import app
 
 

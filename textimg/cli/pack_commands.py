@@ -1,0 +1,136 @@
+"""`textimg pack`: parse options, call `textimg.pack.pack`, show progress and a summary table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from textimg.cli.app import app
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from textimg.pack import PackResult
+
+STAGE_LABELS = {"verify": "verifying images", "write": "writing shards"}
+
+
+@app.command()
+def pack(
+    images_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of the images; paths in --transcripts are relative to it.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder for shards, test_split.jsonl, rejects.jsonl and manifest.json.",
+            show_default=False,
+        ),
+    ],
+    transcripts: Annotated[
+        Path | None,
+        typer.Option(
+            "--transcripts",
+            "-t",
+            help="Table of image paths and transcripts (.jsonl, .csv or .parquet). "
+            "Without it, each image's transcript is NAME.txt beside it.",
+            show_default=False,
+        ),
+    ] = None,
+    image_col: Annotated[
+        str, typer.Option(help="Column of --transcripts holding the image path.")
+    ] = "image",
+    text_col: Annotated[
+        str, typer.Option(help="Column of --transcripts holding the transcript.")
+    ] = "text",
+    test_fraction: Annotated[
+        float,
+        typer.Option(help="Share of images held out for testing, chosen by a hash of the path."),
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split hash.")] = 0,
+    shard_size: Annotated[int, typer.Option(help="Samples per shard.")] = 1000,
+    max_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Re-encode only images whose longer side exceeds this many pixels "
+            "(default: keep every image's exact bytes).",
+            show_default=False,
+        ),
+    ] = None,
+    drop_empty: Annotated[
+        bool,
+        typer.Option(
+            "--drop-empty",
+            help="Reject images whose transcript is empty instead of packing them as text-free.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (default: all usable cores).", show_default=False),
+    ] = None,
+) -> None:
+    """Pack real images and their transcripts into train/test WebDataset shards."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from textimg.pack import PackOptions
+    from textimg.pack import pack as pack_images
+
+    options = PackOptions(
+        image_col=image_col,
+        text_col=text_col,
+        test_fraction=test_fraction,
+        seed=seed,
+        shard_size=shard_size,
+        max_size=max_size,
+        drop_empty=drop_empty,
+    )
+    bar = Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(STAGE_LABELS[stage], total=total)
+        bar.update(tasks[stage], completed=done)
+
+    with bar:
+        result = pack_images(images_dir, out, transcripts, options, workers, report)
+    Console().print(_summary(result))
+
+
+def _summary(result: PackResult) -> Table:
+    """The end-of-run table: what was packed, held out and rejected, and the bytes it made."""
+    from rich.table import Table
+
+    from textimg.pack import REASONS
+
+    table = Table(title=f"textimg pack -> {result.out}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("packed (train)", f"{result.train:,}")
+    table.add_row("held out (test)", f"{result.test:,}")
+    for reason, count in result.rejected.items():
+        table.add_row(f"rejected: {REASONS[reason]}", f"{count:,}")
+    table.add_row("image bytes packed", f"{result.image_bytes:,}")
+    table.add_row("shard bytes", f"{result.shard_bytes:,}")
+    table.add_row(
+        "shards written / already done", f"{result.shards_written} / {result.shards_resumed}"
+    )
+    rate = result.image_bytes / 1e6 / max(result.seconds, 1e-9)
+    table.add_row("time", f"{result.seconds:.1f} s ({rate:.1f} MB/s)")
+    return table
