@@ -412,6 +412,6 @@ def merge_manifests(directory: Path) -> tuple[dict[str, Any], list[str]]:
     return merged, missing
 
 
-def text_fingerprint(path: Path) -> str:
-    """sha256 of a text file, so a changed corpus is a different corpus."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def text_fingerprint(texts: Sequence[str]) -> str:
+    """sha256 of the texts drawn from, so a changed text source is a different corpus."""
+    return hashlib.sha256("\n\0".join(texts).encode("utf-8")).hexdigest()

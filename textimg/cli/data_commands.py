@@ -132,6 +132,13 @@ def synth(
             "Default: embedded English text by word frequency."
         ),
     ] = None,
+    text_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Draw texts from the train transcripts of a `textimg pack` output folder, "
+            "so the synthetic corpus speaks the real data's language."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes. Default: all cores.")] = 0,
     shards: Annotated[
         str | None,
@@ -161,7 +168,17 @@ def synth(
     )
     from textimg.texts import load_text_file
 
-    corpus = tuple(load_text_file(text_file)) if text_file else None
+    if text_file and text_from:
+        raise TextimgError("give --text-file or --text-from, not both")
+    corpus = None
+    if text_file:
+        corpus = tuple(load_text_file(text_file))
+    elif text_from:
+        from textimg.pack import load_packed_texts
+
+        corpus = tuple(load_packed_texts(text_from))
+        if not corpus:
+            raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
     catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
     font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
     config = SynthConfig(
@@ -173,8 +190,8 @@ def synth(
         min_font_px=min_font_px,
         max_font_px=max_font_px,
         min_contrast=min_contrast,
-        text_file=str(text_file) if text_file else None,
-        text_sha256=text_fingerprint(text_file) if text_file else None,
+        text_file=str(text_file or text_from) if corpus else None,
+        text_sha256=text_fingerprint(corpus) if corpus else None,
         fonts=font_fingerprint(font_set),
     )
     config.check()

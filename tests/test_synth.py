@@ -1,0 +1,204 @@
+"""The synthetic corpus: determinism across workers, resume after a kill, glyph coverage, fit."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import webdataset as wds
+from PIL import Image
+from typer.testing import CliRunner
+
+from textimg.cli import app
+from textimg.fonts import resolve_fonts
+from textimg.shards import iter_samples, read_manifest, sha256_file
+from textimg.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def fonts():
+    return tuple(resolve_fonts(system=False).valid)
+
+
+def make_context(fonts, **overrides) -> RenderContext:
+    settings = {"n": 24, "size": 64, "shard_size": 8, **overrides}
+    return RenderContext(SynthConfig(fonts=font_fingerprint(fonts), **settings), fonts, None)
+
+
+def shard_hashes(directory: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(directory.glob("*.tar"))}
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path, fonts):
+    context = make_context(fonts)
+    run_synth(context, tmp_path / "one", workers=1)
+    run_synth(context, tmp_path / "two", workers=2)
+    one, two = shard_hashes(tmp_path / "one"), shard_hashes(tmp_path / "two")
+    assert len(one) == 3 and one == two
+    other = make_context(fonts, seed=1)
+    run_synth(other, tmp_path / "other", workers=1)
+    assert shard_hashes(tmp_path / "other") != one
+
+
+def test_samples_keep_every_promise(tmp_path, fonts):
+    """Grayscale square PNGs, text only in the font's glyphs, ink inside the recorded box."""
+    context = make_context(fonts, n=40, size=96, shard_size=40, max_lines=4)
+    run_synth(context, tmp_path, workers=1)
+    charsets = {f.file: set(f.charset) for f in fonts}
+    for key, members in iter_samples([tmp_path]):
+        meta = json.loads(members["json"])
+        text = members["txt"].decode("utf-8")
+        image = Image.open(io.BytesIO(members["png"]))
+        assert image.mode == "L" and image.size == (96, 96)
+        assert key == f"{meta['index']:09d}"
+        assert text.strip() and 1 <= meta["lines"] == len(text.split("\n")) <= 4
+        assert set(text) - {"\n"} <= charsets[meta["font_file"]]
+        assert abs(meta["background"] - meta["foreground"]) >= 96
+        x0, y0, x1, y1 = meta["bbox"]
+        assert 0 <= x0 and 0 <= y0 and x1 <= 96 and y1 <= 96
+        pixels = np.asarray(image)
+        outside = pixels.copy()
+        outside[max(y0 - 1, 0) : y1 + 1, max(x0 - 1, 0) : x1 + 1] = meta["background"]
+        assert (outside == meta["background"]).all(), (
+            "ink outside the text box: clipped or misplaced"
+        )
+        assert (pixels != meta["background"]).any(), "no ink at all"
+
+
+def test_webdataset_reads_the_shards(tmp_path, fonts):
+    run_synth(make_context(fonts), tmp_path, workers=1)
+    urls = [str(p) for p in sorted(tmp_path.glob("*.tar"))]
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("pil"))
+    assert len(samples) == 24
+    assert {"png", "txt", "json"} <= set(samples[0])
+
+
+def test_rerun_skips_complete_shards_and_rebuilds_damaged_ones(tmp_path, fonts):
+    context = make_context(fonts)
+    run_synth(context, tmp_path, workers=1)
+    clean = shard_hashes(tmp_path)
+    (tmp_path / "synth-000001.tar").write_bytes(b"half a shard")
+    (tmp_path / "synth-000002.tar").unlink()
+    (tmp_path / "synth-000002.tar.tmp").write_bytes(b"left by a kill")
+    report = run_synth(context, tmp_path, workers=1)
+    assert report.skipped == ["synth-000000.tar"]
+    assert sorted(r.name for r in report.rendered) == ["synth-000001.tar", "synth-000002.tar"]
+    assert shard_hashes(tmp_path) == clean
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_killed_run_resumes_to_the_same_bytes(tmp_path, fonts):
+    args = ["synth", "--n", "300", "--size", "64", "--shard-size", "10", "--workers", "1"]
+    args += ["--no-system-fonts"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert runner.invoke(app, [*args, "--out", str(clean)]).exit_code == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textimg", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while len(list(killed.glob("*.tar"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(read_manifest(killed)["shards"])
+    assert 0 < finished < 30, "the kill should land mid-run"
+    result = runner.invoke(app, [*args, "--out", str(killed)])
+    assert result.exit_code == 0, result.output
+    assert shard_hashes(killed) == shard_hashes(clean)
+    assert read_manifest(killed)["shards"] == read_manifest(clean)["shards"]
+
+
+def test_split_ranges_merge_into_the_full_manifest(tmp_path):
+    common = ["synth", "--n", "30", "--size", "64", "--shard-size", "10", "--workers", "1"]
+    common += ["--no-system-fonts"]
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert runner.invoke(app, [*common, "--out", str(full)]).exit_code == 0
+    for part in ("0:2", "2:3"):
+        result = runner.invoke(app, [*common, "--out", str(split), "--shards", part])
+        assert result.exit_code == 0, result.output
+    assert (split / "manifest-000000-000002.json").exists()
+    assert runner.invoke(app, ["merge", str(split)]).exit_code == 0
+    assert read_manifest(split)["shards"] == read_manifest(full)["shards"]
+    assert shard_hashes(split) == shard_hashes(full)
+
+
+def test_text_file_is_used_and_line_breaks_kept(tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("hello world\nfirst line\\nsecond line\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["synth", "--n", "12", "--size", "128", "--workers", "1", "--no-system-fonts"]
+    result = runner.invoke(app, [*args, "--text-file", str(texts), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    seen = [members["txt"].decode() for _, members in iter_samples([out])]
+    assert {" ".join(text.split()) for text in seen} == {"hello world", "first line second line"}
+    for text in seen:  # random breaks may be added, the user's own break is always kept
+        assert text.startswith("hello") or "line\nsecond" in text
+
+
+def test_preview_makes_a_contact_sheet(tmp_path, fonts):
+    run_synth(make_context(fonts), tmp_path / "shards", workers=1)
+    sheet = tmp_path / "sheet.png"
+    result = runner.invoke(
+        app, ["preview", str(tmp_path / "shards"), "--out", str(sheet), "--n", "9"]
+    )
+    assert result.exit_code == 0, result.output
+    image = Image.open(sheet)
+    assert image.width > 3 * 128 and image.height > 2 * 128
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--n", "0"], "--n must be positive"),
+        (["--size", "8"], "too small for any font"),
+        (["--font-dir", "/no/such/folder"], "font folder not found"),
+        (["--fonts", "/no/such/list.txt"], "font list not found"),
+        (["--shards", "5:9"], "outside"),
+        (["--min-contrast", "300"], "--min-contrast"),
+    ],
+)
+def test_bad_options_give_one_clear_line(tmp_path, extra, message):
+    args = ["synth", "--out", str(tmp_path / "x"), "--n", "10", "--no-system-fonts", *extra]
+    result = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_empty_text_file_and_foreign_corpus_are_refused(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    base = ["synth", "--n", "10", "--size", "64", "--workers", "1", "--no-system-fonts"]
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--text-file", str(empty)])
+    assert result.exit_code == 1 and "no non-empty lines" in result.output
+    assert runner.invoke(app, [*base, "--out", str(tmp_path / "b")]).exit_code == 0
+    result = runner.invoke(
+        app, [*base, "--out", str(tmp_path / "b"), "--seed", "7"], env={"COLUMNS": "400"}
+    )
+    assert (
+        result.exit_code == 1
+        and "holds another corpus" in result.output
+        and "seed" in result.output
+    )
+
+
+def test_cli_entry_point_prints_help_for_every_option():
+    result = subprocess.run(
+        [sys.executable, "-m", "textimg", "synth", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0
+    for option in ("--n", "--out", "--seed", "--size", "--shards", "--workers", "--text-file"):
+        assert option in result.stdout
