@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from textimg.fonts import resolve_fonts
@@ -25,22 +24,20 @@ from textimg.synth import (
     RenderContext,
     SynthConfig,
     font_fingerprint,
+    make_sample,
     run_synth,
 )
-from textimg.texts import english_text
 
 
-def naive_loop(n: int, fonts, size: int, out: Path, compress_level: int) -> float:
-    """Seconds to render n images the naive way (cached fonts, fixed layout, PNG into a tar)."""
-    texts = [english_text(np.random.default_rng([1, i])) for i in range(n)]
-    cache = [ImageFont.truetype(f.path, s) for f in fonts[:20] for s in (40, 60, 80)]
+def naive_loop(jobs, size: int, out: Path, compress_level: int) -> float:
+    """Seconds to render the same (text, font, size) jobs the naive way: every font preloaded,
+    `multiline_text` at a fixed place, a PNG into a tar; no fitting, no checks, no metadata."""
+    fonts = {(path, px): ImageFont.truetype(path, px) for _, path, px in jobs}
     start = time.perf_counter()
     with tarfile.open(out, "w") as tar:
-        for i, text in enumerate(texts):
+        for i, (text, path, px) in enumerate(jobs):
             image = Image.new("L", (size, size), 200)
-            ImageDraw.Draw(image).multiline_text(
-                (8, 8), text.replace(" ", "\n", 2), font=cache[i % len(cache)], fill=30
-            )
+            ImageDraw.Draw(image).multiline_text((8, 8), text, font=fonts[path, px], fill=30)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG", compress_level=compress_level)
             info = tarfile.TarInfo(f"{i:09d}.png")
@@ -50,12 +47,24 @@ def naive_loop(n: int, fonts, size: int, out: Path, compress_level: int) -> floa
     return time.perf_counter() - start
 
 
-def textimg_run(n: int, fonts, size: int, out: Path, workers: int) -> tuple[float, int]:
-    """Seconds and bytes for `textimg synth` of n images with `workers` processes."""
-    config = SynthConfig(
-        n=n, size=size, shard_size=max(1, n // (4 * max(workers, 1))), fonts=font_fingerprint(fonts)
-    )
-    context = RenderContext(config=config, fonts=tuple(fonts), corpus=None)
+def corpus_jobs(context: RenderContext, n: int) -> list[tuple[str, str, int]]:
+    """(text, font path, font size) of textimg's first n samples, so both loops draw the same."""
+    families = context.families()
+    by_file = {font.file: font.path for font in context.fonts}
+    jobs = []
+    for index in range(n):
+        _, text, meta = make_sample(index, context, families)
+        jobs.append((text, by_file[meta["font_file"]], meta["font_size"]))
+    return jobs
+
+
+def make_context(n: int, fonts, size: int, shard_size: int) -> RenderContext:
+    config = SynthConfig(n=n, size=size, shard_size=shard_size, fonts=font_fingerprint(fonts))
+    return RenderContext(config=config, fonts=tuple(fonts), corpus=None)
+
+
+def textimg_run(context: RenderContext, out: Path, workers: int) -> tuple[float, int]:
+    """Seconds and bytes for `textimg synth` of the context's corpus with `workers` processes."""
     start = time.perf_counter()
     report = run_synth(context, out, workers)
     return time.perf_counter() - start, report.total_bytes
@@ -90,22 +99,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--shard-size", type=int, default=500)
     parser.add_argument(
         "--trdg-python", default=None, help="python of a venv with trdg and pillow<10"
     )
     args = parser.parse_args()
     fonts = resolve_fonts().valid
+    context = make_context(args.n, fonts, args.size, args.shard_size)
+    jobs = corpus_jobs(make_context(args.n, fonts, args.size, args.shard_size), args.n)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        naive = naive_loop(args.n, fonts, args.size, root / "naive.tar", PNG_COMPRESS_LEVEL)
-        naive_default = naive_loop(args.n, fonts, args.size, root / "naive6.tar", 6)
-        one, size_bytes = textimg_run(args.n, fonts, args.size, root / "w1", 1)
-        two, _ = (
-            textimg_run(args.n, fonts, args.size, root / "w2", 2)
-            if (os.cpu_count() or 1) >= 2
-            else (None, 0)
-        )
+        naive = naive_loop(jobs, args.size, root / "naive.tar", PNG_COMPRESS_LEVEL)
+        naive_default = naive_loop(jobs, args.size, root / "naive6.tar", 6)
+        one, size_bytes = textimg_run(context, root / "w1", 1)
+        two = None
+        if (os.cpu_count() or 1) >= 2:
+            two, _ = textimg_run(context, root / "w2", 2)
     rows.append(("naive Pillow loop (PNG level 1)", args.n / naive, 1.0))
     rows.append(
         ("naive Pillow loop (PNG default, level 6)", args.n / naive_default, naive / naive_default)

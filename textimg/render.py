@@ -1,14 +1,14 @@
 """Drawing one synthetic sample: fitting text into the square and rendering it. No file I/O.
 
-`fit_text` decides the final line breaks and font size so the whole text fits inside the margins
-(re-break, then shrink, and only at the minimum size drop trailing words: never clip), and
-`render_layout` draws a `Layout` into a grayscale image. Both are pure functions of their inputs,
+`fit_text` decides line breaks and font size so the whole text fits inside the margins (re-break,
+then shrink, and only at the minimum size drop trailing words: never clip); `render_layout` draws a
+`Layout` and returns the image with its exact ink box. Both are pure functions of their inputs,
 which is what makes every sample reproducible from (seed, index) alone.
 
-Fitting measures words once at the sampled size and scales those widths for smaller sizes (glyph
-advances scale linearly with size); only the chosen size is measured exactly, line by line. That
-keeps layout to a handful of FreeType calls per image, the difference between ~150 and ~800
-images/s per core.
+Speed comes from touching FreeType once per line: words are measured once per font at
+`MEASURE_SIZE` (and cached: word use is Zipf-shaped) and their boxes scaled to the chosen size,
+padded for hinting; the true ink box is then read off the rendered mask. If hinting ever pushes ink
+past the image edge, the caller shrinks and redraws, so the text is never clipped.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from PIL import Image, ImageDraw, ImageFont
 SHRINK = 0.9
 """Each failed fit retries at 90% of the font size: few retries, sizes stay near the draw."""
 MEASURE_SIZE = 64
-"""Words are measured once per font at this size and scaled: one warm face per font, not one cold
-face per (font, size) pair, whose first glyph loads would dominate the cost."""
+"""Words are measured once per font at this size and scaled: glyph advances scale linearly."""
+PAD = 0.05
+"""Each side of the estimated box grows by 5% of the font size (at least 2 px) to absorb the
+rounding of hinted advances, so an estimate that fits means ink that fits."""
 ANCHOR = "la"
-"""Lines are placed by their left/ascender point, so line i's top is exactly i line-heights down."""
+"""Lines are placed by their left/ascender point, so line i's top is exactly i pitches down."""
 
 Box = tuple[int, int, int, int]
 
@@ -37,9 +39,10 @@ def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 
 @lru_cache(maxsize=200_000)
-def word_width(path: str, word: str) -> float:
-    """A word's advance at MEASURE_SIZE. Cached: word use is Zipf-shaped, so most words repeat."""
-    return load_font(path, MEASURE_SIZE).getlength(word)
+def word_metrics(path: str, word: str) -> tuple[float, Box]:
+    """A word's advance and ink box (relative to its left/ascender point) at MEASURE_SIZE."""
+    font = load_font(path, MEASURE_SIZE)
+    return font.getlength(word), font.getbbox(word, anchor=ANCHOR)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -58,37 +61,16 @@ class Layout:
     def text(self) -> str:
         return "\n".join(self.lines)
 
-    def text_box(self) -> Box:
-        """The union of the lines' ink boxes, in image pixels (left, top, right, bottom)."""
-        return block_box(self.lines, self.origins, load_font(self.font_path, self.font_size))
 
+@dataclass(frozen=True)
+class FittedText:
+    """Lines at a font size, with origins relative to the block and the block's padded box."""
 
-def block_box(lines, origins, font: ImageFont.FreeTypeFont) -> Box:
-    """Union of each line's box (`font.getbbox`) placed at its origin."""
-    boxes = []
-    for line, (x, y) in zip(lines, origins, strict=True):
-        x0, y0, x1, y1 = font.getbbox(line, anchor=ANCHOR)
-        boxes.append((x + x0, y + y0, x + x1, y + y1))
-    return (
-        int(min(b[0] for b in boxes)),
-        int(min(b[1] for b in boxes)),
-        int(max(b[2] for b in boxes)),
-        int(max(b[3] for b in boxes)),
-    )
-
-
-def line_origins(
-    lines: list[str], font: ImageFont.FreeTypeFont, spacing: int, align: str
-) -> list[tuple[int, int]]:
-    """Origins of each line for a block whose widest line starts at x=0 and first line at y=0."""
-    ascent, descent = font.getmetrics()
-    widths = [font.getlength(line) for line in lines]
-    widest = max(widths)
-    shift = {"left": 0.0, "center": 0.5, "right": 1.0}[align]
-    return [
-        (round((widest - width) * shift), i * (ascent + descent + spacing))
-        for i, width in enumerate(widths)
-    ]
+    lines: list[list[str]]
+    font_size: int
+    origins: list[tuple[int, int]]
+    box: Box
+    dropped: int
 
 
 def break_lines(paragraphs: list[list[str]], breaks: set[int]) -> list[list[str]]:
@@ -111,18 +93,20 @@ def break_lines(paragraphs: list[list[str]], breaks: set[int]) -> list[list[str]
 
 
 def wrap_to_width(
-    paragraphs: list[list[str]], widths: dict[str, float], space: float, limit: float
-):
-    """Greedy word wrap of each paragraph to `limit` (a lone long word gets its own line)."""
+    paragraphs: list[list[str]], path: str, scale: float, limit: float
+) -> list[list[str]]:
+    """Greedy word wrap of each paragraph to `limit` px (a lone long word gets its own line)."""
+    space = word_metrics(path, " ")[0] * scale
     lines: list[list[str]] = []
     for words in paragraphs:
         current: list[str] = []
         length = 0.0
         for word in words:
-            extra = widths[word] + (space if current else 0.0)
+            width = word_metrics(path, word)[0] * scale
+            extra = width + (space if current else 0.0)
             if current and length + extra > limit:
                 lines.append(current)
-                current, length = [word], widths[word]
+                current, length = [word], width
             else:
                 current.append(word)
                 length += extra
@@ -130,21 +114,41 @@ def wrap_to_width(
     return lines
 
 
-@dataclass(frozen=True)
-class FittedText:
-    """The outcome of fitting: final lines and their origins, font size, box, what was cut."""
+def _line_box(words: list[str], path: str) -> tuple[float, float, float, float, float]:
+    """(advance, x0, y0, x1, y1) of a line at MEASURE_SIZE, from its cached word metrics."""
+    space = word_metrics(path, " ")[0]
+    pen, x0, y0, x1, y1 = 0.0, float("inf"), float("inf"), float("-inf"), float("-inf")
+    for word in words:
+        advance, (bx0, by0, bx1, by1) = word_metrics(path, word)
+        x0, y0 = min(x0, pen + bx0), min(y0, by0)
+        x1, y1 = max(x1, pen + bx1), max(y1, by1)
+        pen += advance + space
+    return pen - space, x0, y0, x1, y1
 
-    lines: list[str]
-    origins: list[tuple[int, int]]
-    font_size: int
-    box: Box
-    dropped: int
 
-
-def _estimate_fits(lines, widths, space, line_height, spacing, area) -> bool:
-    widest = max(sum(widths[w] for w in line) + space * (len(line) - 1) for line in lines)
-    height = len(lines) * line_height + (len(lines) - 1) * spacing
-    return widest <= area and height <= area
+def place_lines(
+    lines: list[list[str]], path: str, size: int, spacing: int, align: str
+) -> tuple[list[tuple[int, int]], Box]:
+    """Origins of each line (widest line at x=0, first line at y=0) and the padded block box."""
+    scale = size / MEASURE_SIZE
+    ascent, descent = load_font(path, MEASURE_SIZE).getmetrics()
+    pitch = (ascent + descent) * scale + spacing
+    boxes = [_line_box(line, path) for line in lines]
+    widest = max(b[0] for b in boxes)
+    shift = {"left": 0.0, "center": 0.5, "right": 1.0}[align]
+    pad = max(2.0, PAD * size)
+    origins, edges = [], []
+    for i, (advance, x0, y0, x1, y1) in enumerate(boxes):
+        x, y = round((widest - advance) * shift * scale), round(i * pitch)
+        origins.append((x, y))
+        edges.append((x + x0 * scale, y + y0 * scale, x + x1 * scale, y + y1 * scale))
+    box = (
+        int(min(e[0] for e in edges) - pad),
+        int(min(e[1] for e in edges) - pad),
+        int(max(e[2] for e in edges) + pad) + 1,
+        int(max(e[3] for e in edges) + pad) + 1,
+    )
+    return origins, box
 
 
 def fit_text(
@@ -162,30 +166,19 @@ def fit_text(
     then smaller sizes; at the minimum size, drop trailing words (or, for one overlong word, its
     trailing characters) until the rest fits. `dropped` counts what was cut."""
     paragraphs = [list(p) for p in paragraphs]
-    base = load_font(font_path, MEASURE_SIZE)
-    ascent, descent = base.getmetrics()
-    widths = {w: word_width(font_path, w) for p in paragraphs for w in p}
-    space = word_width(font_path, " ")
     dropped = 0
     size = font_size
     while True:
-        scale = size / MEASURE_SIZE
-        scaled = {w: v * scale for w, v in widths.items()}
         spacing = round(size * spacing_ratio)
-        for grouped in (
+        for lines in (
             break_lines(paragraphs, breaks),
-            wrap_to_width(paragraphs, scaled, space * scale, area),
+            wrap_to_width(paragraphs, font_path, size / MEASURE_SIZE, area * 0.95),
         ):
-            if len(grouped) > max_lines or not _estimate_fits(
-                grouped, scaled, space * scale, (ascent + descent) * scale, spacing, area
-            ):
+            if len(lines) > max_lines:
                 continue
-            lines = [" ".join(words) for words in grouped]
-            font = load_font(font_path, size)
-            origins = line_origins(lines, font, spacing, align)
-            box = block_box(lines, origins, font)
+            origins, box = place_lines(lines, font_path, size, spacing, align)
             if box[2] - box[0] <= area and box[3] - box[1] <= area:
-                return FittedText(lines, origins, size, box, dropped)
+                return FittedText(lines, size, origins, box, dropped)
         if size > min_font_size:
             size = max(min_font_size, int(size * SHRINK))
             continue
@@ -196,16 +189,19 @@ def fit_text(
                 paragraphs.pop()
         elif len(paragraphs[0][0]) > 1:
             paragraphs[0][0] = paragraphs[0][0][:-1]
-            widths[paragraphs[0][0]] = word_width(font_path, paragraphs[0][0])
         else:
             raise ValueError(f"one character does not fit in {area} px at {min_font_size} px")
 
 
-def render_layout(layout: Layout) -> Image.Image:
-    """Draw the layout: a flat background and antialiased text in one gray, as an `L` image."""
-    image = Image.new("L", (layout.image_size, layout.image_size), layout.background)
-    draw = ImageDraw.Draw(image)
+def render_layout(layout: Layout) -> tuple[Image.Image, Box | None]:
+    """Draw the layout (a flat background, antialiased text in one gray) as an `L` image, and
+    return it with the exact ink box, read off the text mask (None if nothing was inked)."""
+    size = (layout.image_size, layout.image_size)
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
     font = load_font(layout.font_path, layout.font_size)
     for line, origin in zip(layout.lines, layout.origins, strict=True):
-        draw.text(origin, line, font=font, fill=layout.foreground, anchor=ANCHOR)
-    return image
+        draw.text(origin, line, font=font, fill=255, anchor=ANCHOR)
+    image = Image.new("L", size, layout.background)
+    image.paste(layout.foreground, (0, 0, *size), mask)
+    return image, mask.getbbox()

@@ -1,12 +1,12 @@
 """The synthetic corpus: grayscale text in random fonts, sizes and line breaks on flat backgrounds.
 
 Sample i is a pure function of (seed, i) and the font set: its random generator is seeded with
-`[seed, i]`, so any shard can be rebuilt alone, on any machine with the same fonts, by any number of
-workers. A shard is the unit of work and of resumption: rendered whole by one worker, written under
-a temporary name, renamed, then recorded (size + sha256) in the manifest. A rerun skips shards the
-manifest vouches for and rebuilds the rest. `shard_range` lets a Slurm array or a Kubernetes
-indexed Job split one corpus; each part writes `manifest-A-B.json`, which `merge_manifests` folds
-into `manifest.json`.
+(seed, i) alone, so any shard can be rebuilt alone, on any machine with the same fonts, by any
+number of workers. A shard is the unit of work and of resumption: rendered whole by one worker,
+written under a temporary name, renamed, then recorded (size + sha256) in the manifest. A rerun
+skips shards the manifest vouches for and rebuilds the rest. `shard_range` lets a Slurm array or a
+Kubernetes indexed Job split one corpus; each part writes `manifest-A-B.json`, which
+`merge_manifests` folds into `manifest.json`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import hashlib
 import io
 import json
 import os
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from PIL import Image
 
 from textimg.errors import TextimgError
 from textimg.fonts import PRINTABLE, FontInfo
@@ -83,6 +85,8 @@ class SynthConfig:
 
     def check(self) -> None:
         """Refuse options that cannot make a corpus, with a message that says which and why."""
+        if self.seed < 0:
+            raise TextimgError(f"--seed must be 0 or more, got {self.seed}")
         if self.n <= 0:
             raise TextimgError(f"--n must be positive, got {self.n}")
         if self.shard_size <= 0:
@@ -126,13 +130,22 @@ def font_fingerprint(fonts: Sequence[FontInfo]) -> list[dict[str, str]]:
     ]
 
 
-def _contrasting_grays(rng: np.random.Generator, min_contrast: int) -> tuple[int, int]:
-    """A uniformly random background gray and a text gray at least `min_contrast` away from it."""
-    backgrounds = [g for g in range(256) if g - min_contrast >= 0 or g + min_contrast <= 255]
-    background = backgrounds[int(rng.integers(len(backgrounds)))]
-    foregrounds = list(range(0, background - min_contrast + 1))
-    foregrounds += list(range(background + min_contrast, 256))
-    return background, foregrounds[int(rng.integers(len(foregrounds)))]
+@lru_cache(maxsize=8)
+def _gray_choices(min_contrast: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """Per usable background gray, the text grays at least `min_contrast` away from it."""
+    pairs = []
+    for background in range(256):
+        texts = tuple(g for g in range(256) if abs(g - background) >= min_contrast)
+        if texts:
+            pairs.append((background, texts))
+    return tuple(pairs)
+
+
+def _contrasting_grays(rng: random.Random, min_contrast: int) -> tuple[int, int]:
+    """A uniformly random usable background gray, and a uniformly random text gray that
+    contrasts with it by at least `min_contrast`."""
+    background, texts = rng.choice(_gray_choices(min_contrast))
+    return background, rng.choice(texts)
 
 
 def _paragraphs(text: str, charset: str) -> list[list[str]]:
@@ -146,45 +159,63 @@ def _paragraphs(text: str, charset: str) -> list[list[str]]:
     return paragraphs
 
 
-def sample_layout(index: int, context: RenderContext, families: dict[str, list[FontInfo]]):
-    """Draw every random choice of sample `index` and fit its text: returns (Layout, metadata)."""
+def sample_rng(seed: int, index: int) -> random.Random:
+    """The generator of sample `index`: a pure function of (seed, index)."""
+    return random.Random((seed << 40) | index)
+
+
+def make_sample(
+    index: int, context: RenderContext, families: dict[str, list[FontInfo]]
+) -> tuple[Image.Image, str, dict[str, Any]]:
+    """Draw every random choice of sample `index`, fit and render it: (image, text, metadata)."""
     config = context.config
-    rng = np.random.default_rng([config.seed, index])
+    rng = sample_rng(config.seed, index)
     names = sorted(families)
-    faces = families[names[int(rng.integers(len(names)))]]
-    font = faces[int(rng.integers(len(faces)))]
+    faces = families[names[rng.randrange(len(names))]]
+    font = faces[rng.randrange(len(faces))]
     paragraphs: list[list[str]] = []
     while not paragraphs:  # a text made only of characters the font lacks: draw another
         paragraphs = _paragraphs(pick_text(rng, context.corpus), font.charset)
-    word_count = sum(len(p) for p in paragraphs)
-    extra_breaks = int(rng.integers(0, config.max_lines)) if word_count > 1 else 0
-    gaps = list(range(1, word_count))
-    chosen = rng.choice(len(gaps), size=min(extra_breaks, len(gaps)), replace=False) if gaps else []
-    breaks = {gaps[i] for i in chosen}
+    gaps = list(range(1, sum(len(p) for p in paragraphs)))
+    breaks = set(rng.sample(gaps, min(rng.randrange(config.max_lines), len(gaps))))
     low, high = config.font_range
-    font_size = int(rng.integers(low, high + 1))
-    spacing_ratio = float(rng.uniform(0.0, config.max_spacing))
-    align = ALIGNMENTS[int(rng.integers(len(ALIGNMENTS)))]
+    font_size = rng.randint(low, high)
+    spacing_ratio = rng.uniform(0.0, config.max_spacing)
+    align = ALIGNMENTS[rng.randrange(len(ALIGNMENTS))]
     background, foreground = _contrasting_grays(rng, config.min_contrast)
-    position = rng.random(2)
+    position = (rng.random(), rng.random())
 
     margin = round(config.size * config.margin)
     area = config.size - 2 * margin
-    fitted = fit_text(
-        paragraphs, breaks, font.path, font_size, spacing_ratio, align, area, low, config.max_lines
-    )
-    x0, y0, x1, y1 = fitted.box
-    dx = margin - x0 + int(position[0] * (area - (x1 - x0) + 1))
-    dy = margin - y0 + int(position[1] * (area - (y1 - y0) + 1))
-    layout = Layout(
-        lines=tuple(fitted.lines),
-        origins=tuple((x + dx, y + dy) for x, y in fitted.origins),
-        font_path=font.path,
-        font_size=fitted.font_size,
-        background=background,
-        foreground=foreground,
-        image_size=config.size,
-    )
+    while True:
+        fitted = fit_text(
+            paragraphs,
+            breaks,
+            font.path,
+            font_size,
+            spacing_ratio,
+            align,
+            area,
+            low,
+            config.max_lines,
+        )
+        x0, y0, x1, y1 = fitted.box
+        dx = margin - x0 + int(position[0] * (area - (x1 - x0) + 1))
+        dy = margin - y0 + int(position[1] * (area - (y1 - y0) + 1))
+        layout = Layout(
+            lines=tuple(" ".join(words) for words in fitted.lines),
+            origins=tuple((x + dx, y + dy) for x, y in fitted.origins),
+            font_path=font.path,
+            font_size=fitted.font_size,
+            background=background,
+            foreground=foreground,
+            image_size=config.size,
+        )
+        image, ink = render_layout(layout)
+        inside = ink is not None and ink[0] > 0 and ink[1] > 0 and max(ink[2:]) < config.size
+        if inside or fitted.font_size <= low:
+            break
+        font_size = max(low, int(fitted.font_size * 0.9))  # hinting pushed ink to an edge
     metadata = {
         "index": index,
         "seed": [config.seed, index],
@@ -197,10 +228,10 @@ def sample_layout(index: int, context: RenderContext, families: dict[str, list[F
         "align": align,
         "background": background,
         "foreground": foreground,
-        "bbox": [x0 + dx, y0 + dy, x1 + dx, y1 + dy],
+        "bbox": list(ink) if ink else None,
         "dropped": fitted.dropped,
     }
-    return layout, metadata
+    return image, layout.text, metadata
 
 
 def sample_key(index: int) -> str:
@@ -211,12 +242,12 @@ def sample_key(index: int) -> str:
 
 def render_sample(index: int, context: RenderContext, families: dict[str, list[FontInfo]]):
     """One sample as shard members: `png` (grayscale), `txt` (exactly what is drawn), `json`."""
-    layout, metadata = sample_layout(index, context, families)
+    image, text, metadata = make_sample(index, context, families)
     buffer = io.BytesIO()
-    render_layout(layout).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     members = {
         "png": buffer.getvalue(),
-        "txt": layout.text.encode("utf-8"),
+        "txt": text.encode("utf-8"),
         "json": json.dumps(metadata, sort_keys=True).encode("utf-8"),
     }
     return sample_key(index), members, metadata

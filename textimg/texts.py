@@ -8,11 +8,13 @@ punctuation. A text here is a word sequence; line breaks are chosen when the tex
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+import random
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-
-import numpy as np
 
 from textimg.errors import TextimgError
 
@@ -21,44 +23,47 @@ FREQUENCY_EXPONENT = 0.5
 """Words are drawn with probability ~ frequency**0.5: still Zipf-shaped (common words dominate),
 but flat enough that a 407k corpus sees tens of thousands of distinct words, not mostly "the"."""
 MAX_WORDS = 10
+WORD_STOP = 0.28
+"""After each word, the text ends with this probability."""
 
 
 @lru_cache(maxsize=1)
-def english_vocabulary() -> tuple[tuple[str, ...], np.ndarray]:
+def english_vocabulary() -> tuple[tuple[str, ...], list[float]]:
     """The most frequent ASCII English words and the cumulative distribution to draw them by."""
     import wordfreq
 
     frequencies = wordfreq.get_frequency_dict("en")
     words = [w for w in wordfreq.top_n_list("en", VOCABULARY_SIZE * 2) if _is_plain_word(w)]
     words = words[:VOCABULARY_SIZE]
-    weights = np.array([frequencies.get(w, 1e-9) for w in words]) ** FREQUENCY_EXPONENT
-    cumulative = np.cumsum(weights)
-    return tuple(words), cumulative / cumulative[-1]
+    weights = [frequencies.get(w, 1e-9) ** FREQUENCY_EXPONENT for w in words]
+    cumulative = list(itertools.accumulate(weights))
+    return tuple(words), [c / cumulative[-1] for c in cumulative]
 
 
 def _is_plain_word(word: str) -> bool:
     return word.isascii() and word.replace("'", "").isalnum()
 
 
-def _number(rng: np.random.Generator) -> str:
+def _number(rng: random.Random) -> str:
     """A number as people write them in posts: counts, years, prices, times, percentages."""
-    kind = rng.integers(6)
+    kind = rng.randrange(6)
     if kind == 0:
-        return str(rng.integers(0, 100))
+        return str(rng.randrange(0, 100))
     if kind == 1:
-        return str(rng.integers(1950, 2030))
+        return str(rng.randrange(1950, 2030))
     if kind == 2:
-        return f"${rng.integers(1, 200)}.{rng.integers(0, 100):02d}"
+        return f"${rng.randrange(1, 200)}.{rng.randrange(0, 100):02d}"
     if kind == 3:
-        return f"{rng.integers(1, 13)}:{rng.integers(0, 60):02d}"
+        return f"{rng.randrange(1, 13)}:{rng.randrange(0, 60):02d}"
     if kind == 4:
-        return f"{rng.integers(1, 101)}%"
-    return str(rng.integers(100, 100_000))
+        return f"{rng.randrange(1, 101)}%"
+    return str(rng.randrange(100, 100_000))
 
 
-def _cased(words: list[str], rng: np.random.Generator) -> list[str]:
+def _cased(words: list[str], rng: random.Random) -> list[str]:
     """Apply one casing style to a phrase: lower, Sentence, Title or UPPER (as in memes)."""
-    style = rng.choice(4, p=[0.4, 0.3, 0.15, 0.15])
+    draw = rng.random()
+    style = 0 if draw < 0.4 else 1 if draw < 0.7 else 2 if draw < 0.85 else 3
     if style == 1 and words:
         return [words[0][:1].upper() + words[0][1:], *words[1:]]
     if style == 2:
@@ -68,23 +73,24 @@ def _cased(words: list[str], rng: np.random.Generator) -> list[str]:
     return words
 
 
-def english_text(rng: np.random.Generator) -> str:
-    """One short post-like text: 1-12 words by frequency, with casing, numbers and punctuation."""
+def english_text(rng: random.Random) -> str:
+    """One short post-like text: 1-10 words by frequency, with casing, numbers and punctuation."""
     words, cumulative = english_vocabulary()
-    count = int(min(MAX_WORDS, rng.geometric(0.28)))
-    # searchsorted on a precomputed CDF: rng.choice(p=...) would rebuild it for every sample.
-    picks = np.searchsorted(cumulative, rng.random(count), side="right")
-    phrase = [words[min(i, len(words) - 1)] for i in picks]
+    # Geometric word count (mean ~3.6): mostly short captions, sometimes a sentence.
+    count = min(MAX_WORDS, 1 + int(math.log(1.0 - rng.random()) / math.log(1.0 - WORD_STOP)))
+    # bisect on a precomputed CDF: weighted choice without rebuilding it for every sample.
+    last = len(words) - 1
+    phrase = [words[min(bisect.bisect(cumulative, rng.random()), last)] for _ in range(count)]
     if rng.random() < 0.2:
-        phrase.insert(int(rng.integers(len(phrase) + 1)), _number(rng))
+        phrase.insert(rng.randrange(len(phrase) + 1), _number(rng))
     if rng.random() < 0.05:
         phrase[0] = rng.choice(["@", "#"]) + phrase[0]
     phrase = _cased(phrase, rng)
     for i in range(len(phrase) - 1):
         if rng.random() < 0.06:
-            phrase[i] += str(rng.choice([",", ",", ";", ":", " -"]))
+            phrase[i] += rng.choice([",", ",", ";", ":", " -"])
     if rng.random() < 0.45:
-        phrase[-1] += str(rng.choice([".", ".", "!", "?", "...", "!!", "?!", ":)"]))
+        phrase[-1] += rng.choice([".", ".", "!", "?", "...", "!!", "?!", ":)"])
     if rng.random() < 0.04:
         phrase[0] = '"' + phrase[0]
         phrase[-1] += '"'
@@ -107,8 +113,8 @@ def load_text_file(path: Path) -> list[str]:
     return texts
 
 
-def pick_text(rng: np.random.Generator, corpus: Sequence[str] | None) -> str:
+def pick_text(rng: random.Random, corpus: Sequence[str] | None) -> str:
     """A text for one sample: from the user's corpus when given, else the embedded source."""
     if corpus:
-        return corpus[int(rng.integers(len(corpus)))]
+        return corpus[rng.randrange(len(corpus))]
     return english_text(rng)
