@@ -1,0 +1,51 @@
+"""Fitting and drawing: text always fits whole, shrinks before it is cut, and is drawn exactly."""
+
+from pathlib import Path
+
+import pytest
+from matplotlib import get_data_path
+
+from textimg.render import Layout, break_lines, fit_text, render_layout
+
+FONT = str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+
+
+def test_break_lines_keeps_paragraphs_and_adds_breaks():
+    paragraphs = [["a", "b", "c"], ["d", "e"]]
+    assert break_lines(paragraphs, {1}) == [["a"], ["b", "c"], ["d", "e"]]
+    assert break_lines(paragraphs, set()) == [["a", "b", "c"], ["d", "e"]]
+
+
+@pytest.mark.parametrize("align", ["left", "center", "right"])
+def test_text_that_fits_is_kept_whole_at_its_size(align):
+    fitted = fit_text([["hello", "world"]], {1}, FONT, 20, 0.1, align, 100, 10, 3)
+    assert fitted.lines == [["hello"], ["world"]] and fitted.font_size == 20 and fitted.dropped == 0
+    x0, y0, x1, y1 = fitted.box
+    assert x1 - x0 <= 100 and y1 - y0 <= 100
+
+
+def test_too_wide_text_is_rewrapped_then_shrunk_never_clipped():
+    words = [["several", "words", "that", "are", "too", "wide"]]
+    fitted = fit_text(words, set(), FONT, 40, 0.0, "left", 120, 10, 5)
+    assert len(fitted.lines) > 1 and fitted.dropped == 0
+    assert [w for line in fitted.lines for w in line] == words[0]
+    x0, y0, x1, y1 = fitted.box
+    assert x1 - x0 <= 120 and y1 - y0 <= 120
+
+
+def test_words_are_dropped_only_at_the_minimum_size():
+    words = [[f"word{i}" for i in range(40)]]
+    fitted = fit_text(words, set(), FONT, 30, 0.2, "left", 100, 12, 3)
+    assert fitted.font_size == 12 and fitted.dropped > 0 and len(fitted.lines) <= 3
+    one_word = fit_text([["x" * 60]], set(), FONT, 30, 0.0, "left", 100, 12, 3)
+    assert one_word.dropped > 0 and len(one_word.lines[0][0]) < 60
+
+
+def test_render_draws_the_layout_and_reports_its_ink_box():
+    layout = Layout(("Hi",), ((10, 10),), FONT, 20, 200, 20, 64)
+    image, ink = render_layout(layout)
+    assert image.mode == "L" and image.size == (64, 64)
+    assert ink is not None and 10 <= ink[0] < ink[2] <= 64
+    assert image.getpixel((0, 0)) == 200 and min(image.getdata()) <= 40
+    blank, none = render_layout(Layout((" ",), ((10, 10),), FONT, 20, 200, 20, 64))
+    assert none is None and set(blank.getdata()) == {200}
