@@ -46,6 +46,6 @@ def test_render_draws_the_layout_and_reports_its_ink_box():
     image, ink = render_layout(layout)
     assert image.mode == "L" and image.size == (64, 64)
     assert ink is not None and 10 <= ink[0] < ink[2] <= 64
-    assert image.getpixel((0, 0)) == 200 and min(image.getdata()) <= 40
+    assert image.getpixel((0, 0)) == 200 and image.getextrema()[0] <= 40
     blank, none = render_layout(Layout((" ",), ((10, 10),), FONT, 20, 200, 20, 64))
-    assert none is None and set(blank.getdata()) == {200}
+    assert none is None and blank.getextrema() == (200, 200)

@@ -7,7 +7,9 @@ raised anywhere becomes one `Error: ...` line and exit status 1, never a traceba
 
 from textimg.cli import (
     data_commands,  # noqa: F401  (each import registers its module's commands)
+    eval_commands,  # noqa: F401  (registers score, transcribe)
     pack_commands,  # noqa: F401
+    train_commands,  # noqa: F401  (registers train, sample, export)
 )
 from textimg.cli.app import app
 
