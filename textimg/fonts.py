@@ -285,11 +285,11 @@ def read_font_list(path: Path) -> list[str]:
     return entries
 
 
-def entry_matches(entry: str, font: FontInfo | Rejection, family: str | None = None) -> bool:
+def entry_matches(entry: str, font: FontInfo) -> bool:
     """A list entry names a font by file name, file glob, path, or family name (any case)."""
     path = Path(font.path)
     lowered = entry.lower()
-    if lowered == (family or getattr(font, "family", "")).lower():
+    if lowered == font.family.lower():
         return True
     if "/" in entry or os.sep in entry:
         return Path(entry).expanduser().resolve() == path.resolve()
@@ -305,17 +305,6 @@ class FontCatalog:
     missing: list[str]
     found: dict[str, int]
     """Per list entry: how many valid fonts it matched."""
-
-
-def _family_of(path: Path) -> str:
-    """Best-effort family name of an unusable file, so a list entry can still say 'rejected'."""
-    from fontTools.ttLib import TTFont
-
-    try:
-        parsed = TTFont(path, fontNumber=0, lazy=True)
-        return _name(parsed, 16) or _name(parsed, 1)
-    except Exception:  # noqa: BLE001 - any parse failure simply means "no family name"
-        return ""
 
 
 def resolve_fonts(
@@ -335,18 +324,15 @@ def resolve_fonts(
     seen_faces: set[tuple[str, str]] = set()
     for path in discover_font_files(extra, system=system):
         result = validate_font(path)
-        if isinstance(result, FontInfo):
-            face = (result.family.lower(), result.style.lower())
-            if face in seen_faces:  # the same face in two folders (or versions): keep the first
-                continue
-            seen_faces.add(face)
-        in_extra = any(path.resolve().is_relative_to(d) for d in extra)
-        family = result.family if isinstance(result, FontInfo) else _family_of(path)
-        matched = [e for e in entries if entry_matches(e, result, family)]
         if isinstance(result, Rejection):
-            if matched or in_extra or not entries:
-                rejected.append(result)
+            rejected.append(result)  # every unusable file is reported, listed or not
             continue
+        face = (result.family.lower(), result.style.lower())
+        if face in seen_faces:  # the same face in two folders (or versions): keep the first
+            continue
+        seen_faces.add(face)
+        in_extra = any(path.resolve().is_relative_to(d) for d in extra)
+        matched = [e for e in entries if entry_matches(e, result)]
         for entry in matched:
             found[entry] += 1
         if matched or in_extra or not entries:
