@@ -2,7 +2,8 @@
 
 The naive loop is the practical ceiling of a Pillow renderer: fonts loaded once, the text drawn at
 a fixed place with `multiline_text`, a PNG saved into a tar; no fitting, no checks, no metadata.
-Run: `python benchmarks/synth.py --n 3000` (add `--trdg-python PATH` to time TRDG in its own venv).
+Run: `python benchmarks/synth.py --n 3000` (add `--trdg PATH` to time TRDG's `trdg` command from its
+own venv: `python3 -m venv trdg-venv && trdg-venv/bin/pip install trdg "pillow<10"`).
 """
 
 from __future__ import annotations
@@ -70,15 +71,13 @@ def textimg_run(context: RenderContext, out: Path, workers: int) -> tuple[float,
     return time.perf_counter() - start, report.total_bytes
 
 
-def trdg_run(python: str, n: int) -> float | None:
+def trdg_run(trdg: str, n: int) -> float | None:
     """Seconds for TRDG (`trdg -c n -w 3 -f 64 -t 1`) in its own venv, or None if unavailable."""
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         result = subprocess.run(
             [
-                python,
-                "-m",
-                "trdg.run",
+                trdg,
                 "-c",
                 str(n),
                 "-w",
@@ -101,7 +100,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--shard-size", type=int, default=500)
     parser.add_argument(
-        "--trdg-python", default=None, help="python of a venv with trdg and pillow<10"
+        "--trdg", default=None, help="the trdg command of a venv with trdg and pillow<10"
     )
     args = parser.parse_args()
     fonts = resolve_fonts().valid
@@ -123,9 +122,9 @@ def main() -> None:
     rows.append(("textimg synth, 1 worker", args.n / one, naive / one))
     if two:
         rows.append(("textimg synth, 2 workers (total)", args.n / two, naive / two))
-    if args.trdg_python:
+    if args.trdg:
         count = max(200, args.n // 10)
-        trdg = trdg_run(args.trdg_python, count)
+        trdg = trdg_run(args.trdg, count)
         if trdg:
             rows.append(
                 ("trdg -w 3 -f 64, 1 thread", count / trdg, (count / trdg) / (args.n / naive))
