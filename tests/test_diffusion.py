@@ -1,0 +1,69 @@
+"""Diffusion: schedules, noising, targets, respacing and the losses."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from textimg.config import DiffusionConfig
+from textimg.diffusion import GaussianDiffusion, cosine_betas, linear_betas
+
+
+def test_schedules_are_valid() -> None:
+    for betas in (cosine_betas(1000), linear_betas(1000)):
+        assert betas.shape == (1000,)
+        assert (betas > 0).all() and (betas <= 0.999).all()
+    diffusion = GaussianDiffusion(cosine_betas(1000))
+    assert diffusion.alphas_cumprod[0] > 0.999 and diffusion.alphas_cumprod[-1] < 1e-4
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_perfect_prediction_recovers_x0(prediction: str) -> None:
+    diffusion = GaussianDiffusion(cosine_betas(1000), prediction=prediction)
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+    noise = torch.randn_like(x0)
+    t = torch.tensor([0, 100, 500, 990])
+    x_t = diffusion.q_sample(x0, t, noise)
+    prediction_ = diffusion.interpret(diffusion.target(x0, t, noise), x_t, t, clip=False)
+    torch.testing.assert_close(prediction_.x0, x0, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(prediction_.eps, noise, atol=1e-3, rtol=1e-3)
+
+
+def test_respacing_keeps_the_noise_levels() -> None:
+    diffusion = GaussianDiffusion(cosine_betas(1000))
+    short = diffusion.respace(10)
+    assert short.num_steps == 10
+    assert short.timesteps[0] == 0 and short.timesteps[-1] == 999
+    torch.testing.assert_close(short.alphas_cumprod, diffusion.alphas_cumprod[short.timesteps])
+
+
+def test_stratified_timesteps_cover_the_range() -> None:
+    diffusion = GaussianDiffusion(cosine_betas(1000))
+    t = diffusion.sample_timesteps(10, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert sorted((t // 100).tolist()) == list(range(10))
+
+
+def test_hybrid_loss_trains_variance_only_through_vlb() -> None:
+    config = DiffusionConfig(learned_variance=True)
+    diffusion = GaussianDiffusion.from_config(config)
+    output = torch.zeros(2, 6, 4, 4, requires_grad=True)
+
+    def model(x, t, tokens):
+        return output
+
+    x0 = torch.rand(2, 3, 4, 4) * 2 - 1
+    losses = diffusion.training_losses(
+        model, x0, torch.tensor([0, 500]), None, torch.randn_like(x0)
+    )
+    assert set(losses) == {"loss", "mse", "vlb"}
+    assert torch.isfinite(losses["loss"]).all() and (losses["vlb"] > 0).all()
+    losses["vlb"].sum().backward()
+    assert output.grad[:, :3].abs().sum() == 0  # mean channels detached in the VLB
+    assert output.grad[:, 3:].abs().sum() > 0
+
+
+def test_unknown_prediction_is_a_clear_error() -> None:
+    from textimg.errors import TextimgError
+
+    with pytest.raises(TextimgError, match="prediction"):
+        GaussianDiffusion.from_config(dataclasses.replace(DiffusionConfig(), prediction="x0"))

@@ -1,0 +1,145 @@
+"""Trainer: exact resume, loss falls when overfitting, NaN stop, schedules, run-dir safety."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_reader import make_shards
+
+from textimg.checkpoint import load_checkpoint, read_checkpoint
+from textimg.config import DataConfig, DiffusionConfig, ModelConfig, RunConfig, TrainConfig
+from textimg.diffusion import GaussianDiffusion
+from textimg.errors import TextimgError
+from textimg.model import CharTokenizer, build_model
+from textimg.train import learning_rate, parameter_groups, train
+
+torch.set_num_threads(1)
+
+MICRO_MODEL = ModelConfig(
+    image_size=16,
+    model_channels=16,
+    channel_mult=(1, 2),
+    attention_resolutions=(8,),
+    text_resolutions=(8,),
+    head_channels=16,
+    norm_groups=8,
+    dropout=0.1,  # dropout too must resume exactly
+    text_dim=32,
+    text_head_channels=16,
+    cross_attention_head_channels=16,
+    context_length=16,
+)
+
+
+def micro_config(data: Path, **train: object) -> RunConfig:
+    """A seconds-long run: 16 px, ~0.1M parameters, no sample grids."""
+    settings = {"steps": 4, "batch_size": 4, "lr": 2e-3, "warmup_steps": 2, "decay_steps": 50}
+    settings |= {"checkpoint_every": 2, "sample_every": 0, "device": "cpu"}
+    return RunConfig(
+        model=MICRO_MODEL,
+        diffusion=DiffusionConfig(prediction="v"),
+        train=dataclasses.replace(TrainConfig(), **(settings | train)),
+        data=DataConfig(shards=(str(data),), shuffle_buffer=8),
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_shards(tmp_path_factory.mktemp("data"), "synth", shards=2, per_shard=12)
+
+
+def losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_continues_exactly(tmp_path: Path, data: Path) -> None:
+    straight = train(micro_config(data, steps=4, grad_accum=2), tmp_path / "straight")
+    train(micro_config(data, steps=2, grad_accum=2), tmp_path / "split")
+    resumed = train(micro_config(data, steps=4, grad_accum=2), tmp_path / "split", resume=True)
+    assert losses(tmp_path / "split") == losses(tmp_path / "straight")
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    state = read_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    assert state["step"] == 4 and state["data_position"]["batches"] == 8
+    assert (tmp_path / "split" / "loss.png").stat().st_size > 0
+
+
+def fixed_loss(model: torch.nn.Module, config: RunConfig, images: torch.Tensor) -> float:
+    """Loss on fixed timesteps and noise, so before/after compare the model and nothing else."""
+    diffusion = GaussianDiffusion.from_config(config.diffusion)
+    generator = torch.Generator().manual_seed(0)
+    tokens = CharTokenizer(16).encode_batch(["ab"] * len(images)).tokens
+    t = torch.linspace(50, 950, len(images)).long()
+    noise = torch.randn(images.shape, generator=generator)
+    model.eval()
+    with torch.no_grad():
+        return diffusion.training_losses(model, images, t, tokens, noise)["loss"].mean().item()
+
+
+def test_loss_falls_on_a_tiny_overfit_batch(tmp_path: Path) -> None:
+    data = make_shards(tmp_path / "data", "synth", shards=1, per_shard=4, texts=["ab"])
+    config = micro_config(data, steps=40, batch_size=8, decay_steps=40, checkpoint_every=40)
+    torch.manual_seed(config.train.seed)
+    initial = build_model(config)
+    trained = train(config, tmp_path / "run")
+    from textimg.reader import ShardStream
+
+    images = next(iter(ShardStream(config.data, 16, 1, 8, seed=0)))["image"]
+    before, after = fixed_loss(initial, config, images), fixed_loss(trained, config, images)
+    assert after < 0.6 * before, (before, after)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    tmp_path: Path, data: Path, monkeypatch
+) -> None:
+    original = GaussianDiffusion.training_losses
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            result["loss"] = result["loss"] * float("nan")
+        return result
+
+    monkeypatch.setattr(GaussianDiffusion, "training_losses", poisoned)
+    with pytest.raises(TextimgError, match="at step 3.*last good checkpoint"):
+        train(micro_config(data, steps=4), tmp_path / "run")
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+    model, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_run_directory_is_never_overwritten(tmp_path: Path, data: Path) -> None:
+    train(micro_config(data, steps=2), tmp_path / "run")
+    with pytest.raises(TextimgError, match="--resume"):
+        train(micro_config(data, steps=2), tmp_path / "run")
+    with pytest.raises(TextimgError, match="already at step 2"):
+        train(micro_config(data, steps=2), tmp_path / "run", resume=True)
+    other = dataclasses.replace(
+        micro_config(data, steps=3), model=dataclasses.replace(MICRO_MODEL, text_dim=64)
+    )
+    with pytest.raises(TextimgError, match="another model"):
+        train(other, tmp_path / "run", resume=True)
+
+
+def test_learning_rate_warmup_and_decay() -> None:
+    config = TrainConfig(lr=1.0, warmup_steps=10, decay_steps=110, min_lr_ratio=0.1)
+    assert learning_rate(0, config) == pytest.approx(0.1)
+    assert learning_rate(9, config) == pytest.approx(1.0)
+    assert learning_rate(60, config) == pytest.approx(0.55)
+    assert learning_rate(110, config) == learning_rate(5000, config) == pytest.approx(0.1)
+
+
+def test_no_weight_decay_on_norms_embeddings_and_gains() -> None:
+    model = build_model(RunConfig(model=MICRO_MODEL))
+    decayed, plain = parameter_groups(model, 0.1)
+    exempt_types = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.Embedding)
+    exempt = {id(p) for m in model.modules() if isinstance(m, exempt_types) for p in m.parameters()}
+    exempt |= {id(p) for name, p in model.named_parameters() if name.endswith(("gain", "bias"))}
+    exempt |= {id(p) for p in model.position_embeddings.parameters()}
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert not exempt & {id(p) for p in decayed["params"]}
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))

@@ -1,0 +1,95 @@
+"""U-Net: shapes, text conditioning, padding invariance, weave placement."""
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from textimg.config import ModelConfig, RunConfig
+from textimg.model import build_model
+from textimg.model.tokenizer import CharTokenizer
+from textimg.model.unet import UNet
+from textimg.model.weave import WeaveAttention
+
+SMALL = ModelConfig(
+    image_size=16,
+    image_channels=3,
+    model_channels=16,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_resolutions=(8,),
+    text_resolutions=(8, 16),
+    head_channels=16,
+    norm_groups=8,
+    text_dim=32,
+    text_head_channels=16,
+    cross_attention_head_channels=16,
+    context_length=32,
+)
+
+
+def make_unet(config: ModelConfig = SMALL, out_channels: int = 3) -> UNet:
+    torch.manual_seed(0)
+    model = UNet(config, out_channels=out_channels)
+    # The output conv starts at zero (identity residual); give it weights so inputs show.
+    nn.init.normal_(model.out[-1].weight, std=0.1)
+    return model.eval()
+
+
+def tokens(*texts: str, pad_to: int | None = None) -> torch.Tensor:
+    return CharTokenizer(32).encode_batch(list(texts), pad_to=pad_to).tokens
+
+
+def test_output_shape_and_learned_variance_channels() -> None:
+    config = RunConfig(model=SMALL)
+    learned = dataclasses.replace(
+        config, diffusion=dataclasses.replace(config.diffusion, learned_variance=True)
+    )
+    x = torch.randn(2, 3, 16, 16)
+    t = torch.tensor([3.0, 800.0])
+    assert build_model(config)(x, t, tokens("a", "bc")).shape == (2, 3, 16, 16)
+    assert build_model(learned)(x, t, tokens("a", "bc")).shape == (2, 6, 16, 16)
+
+
+def test_weave_only_in_decoder_at_text_resolutions() -> None:
+    model = make_unet()
+    decoder = sum(isinstance(m, WeaveAttention) for m in model.output_blocks.modules())
+    encoder = sum(isinstance(m, WeaveAttention) for m in model.input_blocks.modules())
+    assert encoder == 0
+    assert decoder == 2 * (SMALL.num_res_blocks + 1)  # every decoder block at 8 and 16 px
+    assert sorted(model.position_embeddings) == ["16", "8"]
+
+
+def test_text_changes_output_and_padding_does_not() -> None:
+    model = make_unet()
+    x = torch.randn(1, 3, 16, 16)
+    t = torch.tensor([400.0])
+    with torch.no_grad():
+        base = model(x, t, tokens("hello"))
+        padded = model(x, t, tokens("hello", pad_to=30))
+        other = model(x, t, tokens("hellp"))
+    torch.testing.assert_close(padded, base, atol=1e-5, rtol=1e-5)
+    assert (other - base).abs().max() > 1e-4
+
+
+def test_empty_transcript_gives_finite_output_and_gradients() -> None:
+    model = make_unet().train()
+    out = model(torch.randn(2, 3, 16, 16), torch.tensor([0.0, 999.0]), tokens("", ""))
+    out.pow(2).mean().backward()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_grayscale_model_runs() -> None:
+    config = dataclasses.replace(SMALL, image_channels=1)
+    out = make_unet(config, out_channels=1)(
+        torch.randn(1, 1, 16, 16), torch.tensor([1.0]), tokens("x")
+    )
+    assert out.shape == (1, 1, 16, 16)
+
+
+def test_runs_under_bf16_autocast_like_the_gpu_path() -> None:
+    model = make_unet()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, 16, 16), torch.tensor([1.0, 500.0]), tokens("ab", ""))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()

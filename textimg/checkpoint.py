@@ -1,0 +1,117 @@
+"""Checkpoints that carry their own config: save atomically, load, rebuild, export.
+
+A checkpoint is one `torch.save` dict:
+`{"format", "config", "step", "model", "ema", "optimizer", "data_position"}`. It is written to
+`NAME.tmp` and renamed, so a kill at any moment leaves the previous checkpoint intact. Random
+state is not stored because the trainer derives every random draw from (seed, step, rank,
+micro-step), which the config and `step` already hold.
+
+For sampling and evaluation nothing but the file is needed:
+
+    model, diffusion, config = load_checkpoint("out/checkpoint.pt")   # EMA weights, eval mode
+    images = textimg.sampling.sample(model, diffusion, ["hi"], steps=50, guidance=3.0, seed=0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textimg.config import RunConfig, from_dict
+from textimg.diffusion import GaussianDiffusion
+from textimg.errors import TextimgError
+from textimg.model import UNet, build_model
+
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` under a temp name and rename it over `path` (atomic on POSIX)."""
+    path = Path(path)
+    temp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT_VERSION, **state}, temp)
+    os.replace(temp, path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The raw checkpoint dict, loaded to CPU without unpickling arbitrary code."""
+    path = Path(path)
+    if not path.is_file():
+        raise TextimgError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        raise TextimgError(f"{path} is not a readable textimg checkpoint: {error}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise TextimgError(f"{path} is not a textimg checkpoint (format {FORMAT_VERSION})")
+    return state
+
+
+def load_checkpoint(
+    path: Path, device: str | torch.device = "cpu", weights: str = "ema"
+) -> tuple[UNet, GaussianDiffusion, RunConfig]:
+    """Rebuild `(model, diffusion, config)` from a checkpoint; `weights` is "ema" or "model"."""
+    state = read_checkpoint(path)
+    config = from_dict(state["config"])
+    model = build_model(config)
+    model.load_state_dict(state[weights])
+    return model.to(device).eval(), GaussianDiffusion.from_config(config.diffusion), config
+
+
+def export_checkpoint(path: Path, out: Path) -> tuple[Path, Path]:
+    """Write the EMA weights as `model.safetensors` and the config as `config.json` in `out`."""
+    state = read_checkpoint(path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights_path = out / "model.safetensors"
+    config_path = out / "config.json"
+    write_safetensors(state["ema"], weights_path, metadata={"step": str(state["step"])})
+    config_path.write_text(json.dumps(state["config"], indent=2) + "\n", encoding="utf-8")
+    return weights_path, config_path
+
+
+_SAFETENSORS_DTYPES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+}
+
+
+def write_safetensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
+) -> None:
+    """The safetensors format (8-byte header size, JSON header, raw little-endian data).
+
+    Written here because it is a page of code, and so export needs no extra dependency; the
+    result loads with `safetensors.torch.load_file`.
+    """
+    header: dict[str, Any] = {"__metadata__": metadata}
+    blobs = []
+    offset = 0
+    for name, tensor in sorted(tensors.items()):
+        if tensor.dtype not in _SAFETENSORS_DTYPES:
+            raise TextimgError(f"cannot export tensor {name} of type {tensor.dtype}")
+        data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data must start 8-byte aligned
+    temp = Path(path).with_name(Path(path).name + ".tmp")
+    with open(temp, "wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for blob in blobs:
+            handle.write(blob)
+    os.replace(temp, path)

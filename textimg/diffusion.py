@@ -1,0 +1,242 @@
+"""Gaussian diffusion: schedules, forward noising and training losses. The network is an argument.
+
+Follows improved-diffusion (Nichol & Dhariwal 2021): T=1000 discrete steps, cosine or linear
+betas, epsilon or v prediction (Salimans & Ho 2022), and optionally a learned-range variance
+trained with the hybrid loss L_simple + lambda * L_vlb (stop-gradient on the mean in L_vlb).
+`respace` gives the shorter process that the samplers in `textimg.sampling` walk.
+
+The model is any callable `model(x_t, t, tokens) -> output` where `t` holds original timesteps
+(0..T-1, possibly as floats) and `output` has C channels, or 2C with a learned variance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from textimg.config import DiffusionConfig
+from textimg.errors import TextimgError
+
+
+def cosine_betas(steps: int, offset: float = 0.008) -> torch.Tensor:
+    """alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) * pi/2), betas clipped at 0.999 (iDDPM eq. 17)."""
+
+    def alpha_bar(t: torch.Tensor) -> torch.Tensor:
+        return torch.cos((t / steps + offset) / (1 + offset) * math.pi / 2) ** 2
+
+    t = torch.arange(steps, dtype=torch.float64)
+    return (1 - alpha_bar(t + 1) / alpha_bar(t)).clamp(max=0.999)
+
+
+def linear_betas(steps: int) -> torch.Tensor:
+    """DDPM's linear schedule, rescaled so any step count spans the same noise range."""
+    scale = 1000 / steps
+    return torch.linspace(scale * 1e-4, scale * 0.02, steps, dtype=torch.float64)
+
+
+SCHEDULES = {"cosine": cosine_betas, "linear": linear_betas}
+PREDICTIONS = ("eps", "v")
+
+
+def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values[t] as float32 shaped to broadcast over image `like`."""
+    out = values.to(t.device)[t].float()
+    return out.view(-1, *([1] * (like.dim() - 1)))
+
+
+def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N1 || N2) elementwise, in nats."""
+    return 0.5 * (
+        logvar2
+        - logvar1
+        + torch.exp(logvar1 - logvar2)
+        + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
+        - 1
+    )
+
+
+def discretized_gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor
+) -> torch.Tensor:
+    """Log-likelihood of 8-bit data in [-1, 1] under a Gaussian integrated over each bin (DDPM)."""
+
+    def cdf(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (1.0 + torch.erf(v / math.sqrt(2.0)))
+
+    inv_std = torch.exp(-log_scale)
+    cdf_plus = cdf(inv_std * (x - mean + 1 / 255))
+    cdf_minus = cdf(inv_std * (x - mean - 1 / 255))
+    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_one_minus_cdf_min = torch.log((1 - cdf_minus).clamp(min=1e-12))
+    log_delta = torch.log((cdf_plus - cdf_minus).clamp(min=1e-12))
+    return torch.where(
+        x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta)
+    )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the network's output means at one step: clean image, noise, and the reverse variance."""
+
+    x0: torch.Tensor
+    eps: torch.Tensor
+    log_variance: torch.Tensor
+
+
+class GaussianDiffusion:
+    """A discrete diffusion process; `timesteps[i]` is the original timestep of step i."""
+
+    def __init__(
+        self,
+        betas: torch.Tensor,
+        prediction: str = "eps",
+        learned_variance: bool = False,
+        vlb_weight: float = 1e-3,
+        timesteps: torch.Tensor | None = None,
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise TextimgError(
+                f"prediction must be one of {', '.join(PREDICTIONS)}, not {prediction!r}"
+            )
+        self.betas = betas.double()
+        self.num_steps = len(betas)
+        self.prediction = prediction
+        self.learned_variance = learned_variance
+        self.vlb_weight = vlb_weight
+        self.timesteps = timesteps if timesteps is not None else torch.arange(self.num_steps)
+        alphas = 1 - self.betas
+        self.alphas_cumprod = torch.cumprod(alphas, dim=0)
+        previous = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+        self.alphas_cumprod_prev = previous
+        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
+        self.sqrt_one_minus_alphas_cumprod = (1 - self.alphas_cumprod).sqrt()
+        # Posterior q(x_{t-1} | x_t, x_0); its variance at t=0 is 0, so the log uses step 1's.
+        self.posterior_variance = self.betas * (1 - previous) / (1 - self.alphas_cumprod)
+        self.posterior_log_variance = torch.log(
+            torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]])
+        )
+        self.posterior_mean_x0 = self.betas * previous.sqrt() / (1 - self.alphas_cumprod)
+        self.posterior_mean_xt = (1 - previous) * alphas.sqrt() / (1 - self.alphas_cumprod)
+
+    @classmethod
+    def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
+        if config.schedule not in SCHEDULES:
+            raise TextimgError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, not {config.schedule!r}"
+            )
+        return cls(
+            SCHEDULES[config.schedule](config.steps),
+            prediction=config.prediction,
+            learned_variance=config.learned_variance,
+            vlb_weight=config.vlb_weight,
+        )
+
+    def respace(self, count: int) -> GaussianDiffusion:
+        """The same process observed at `count` evenly spaced timesteps (iDDPM section 4)."""
+        if not 1 <= count <= self.num_steps:
+            raise TextimgError(
+                f"sampling steps must be between 1 and {self.num_steps}, got {count}"
+            )
+        keep = torch.linspace(0, self.num_steps - 1, count).round().long().unique()
+        alphas_cumprod = self.alphas_cumprod[keep]
+        previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+        return GaussianDiffusion(
+            1 - alphas_cumprod / previous,
+            prediction=self.prediction,
+            learned_variance=self.learned_variance,
+            vlb_weight=self.vlb_weight,
+            timesteps=self.timesteps[keep],
+        )
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) noise."""
+        return (
+            _gather(self.sqrt_alphas_cumprod, t, x0) * x0
+            + _gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+        )
+
+    def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the network is trained to output: the noise, or v = sqrt(ab) eps - sqrt(1-ab) x0."""
+        if self.prediction == "eps":
+            return noise
+        return (
+            _gather(self.sqrt_alphas_cumprod, t, x0) * noise
+            - _gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+        )
+
+    def interpret(
+        self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True
+    ) -> Prediction:
+        """Turn a raw network output at step index `t` into x0, eps and the reverse log variance."""
+        channels = x_t.shape[1]
+        mean_output, variance_output = output[:, :channels], output[:, channels:]
+        a = _gather(self.sqrt_alphas_cumprod, t, x_t)
+        s = _gather(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+        x0 = (x_t - s * mean_output) / a if self.prediction == "eps" else a * x_t - s * mean_output
+        if clip:
+            x0 = x0.clamp(-1, 1)
+        eps = (x_t - a * x0) / s
+        min_log = _gather(self.posterior_log_variance, t, x_t)
+        if self.learned_variance:
+            max_log = _gather(torch.log(self.betas), t, x_t)
+            fraction = (variance_output + 1) / 2
+            log_variance = fraction * max_log + (1 - fraction) * min_log
+        else:
+            # Fixed small (posterior) variance: cleaner than beta_t when sampling with few steps.
+            log_variance = min_log.expand_as(x_t)
+        return Prediction(x0=x0, eps=eps, log_variance=log_variance)
+
+    def posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean of q(x_{t-1} | x_t, x_0)."""
+        return (
+            _gather(self.posterior_mean_x0, t, x_t) * x0
+            + _gather(self.posterior_mean_xt, t, x_t) * x_t
+        )
+
+    def sample_timesteps(
+        self, batch: int, generator: torch.Generator, device: torch.device
+    ) -> torch.Tensor:
+        """Stratified uniform timesteps, one per slice of [0, T), shuffled: lower loss variance."""
+        offsets = torch.rand(batch, generator=generator, dtype=torch.float64)
+        strata = (torch.arange(batch, dtype=torch.float64) + offsets) / batch
+        t = (strata * self.num_steps).long().clamp(max=self.num_steps - 1)
+        return t[torch.randperm(batch, generator=generator)].to(device)
+
+    def training_losses(
+        self,
+        model: nn.Module,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        tokens: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Per-sample losses: `loss` (to minimise), `mse` and, with a learned variance, `vlb`."""
+        x_t = self.q_sample(x0, t, noise)
+        output = model(x_t, self.timesteps.to(t.device)[t].float(), tokens)
+        channels = x0.shape[1]
+        mse = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2).mean(dim=(1, 2, 3))
+        losses = {"mse": mse, "loss": mse}
+        if self.learned_variance:
+            # The VLB trains only the variance: the mean channels are detached (iDDPM section 3.1).
+            frozen = torch.cat([output[:, :channels].detach(), output[:, channels:]], dim=1).float()
+            vlb = self._vlb_terms(frozen, x0, x_t, t)
+            losses["vlb"] = vlb
+            losses["loss"] = mse + self.vlb_weight * self.num_steps * vlb
+        return losses
+
+    def _vlb_terms(
+        self, output: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        """L_t in bits per dimension: the posterior KL, or the decoder NLL at t = 0."""
+        predicted = self.interpret(output, x_t, t, clip=False)
+        true_mean = self.posterior_mean(x0, x_t, t)
+        true_log_variance = _gather(self.posterior_log_variance, t, x_t)
+        model_mean = self.posterior_mean(predicted.x0, x_t, t)
+        kl = normal_kl(true_mean, true_log_variance, model_mean, predicted.log_variance)
+        kl = kl.mean(dim=(1, 2, 3)) / math.log(2.0)
+        nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * predicted.log_variance)
+        nll = nll.mean(dim=(1, 2, 3)) / math.log(2.0)
+        return torch.where(t == 0, nll, kl)

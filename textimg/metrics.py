@@ -1,0 +1,222 @@
+"""OCR round-trip metrics: how well an image's transcript matches the prompt it was drawn from.
+
+Every per-pair metric is a pure function `metric(prompt, transcript) -> float`, so the same code
+scores a folder of images, a rerank candidate or a unit test. `trigram` reproduces the post's
+selection metric exactly (nostalgebraist-autoresponder `diffusion_helpers.get_ngram_similarity`:
+`ngram.NGram([gold], N=3).search(candidate)` after stripping spaces at both ends of each line);
+the others make scores comparable with published benchmarks (see docs/eval.md and
+shared/research/eval_anchors.md). Aggregates (bootstrap CI, best of K, exact share) live here too
+because they must know which direction of each metric is better.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def strip_line_spaces(text: str) -> str:
+    """Strip spaces (only ' ') at both ends of each line, as the original does to prompt and OCR."""
+    return "\n".join(line.strip(" ") for line in text.split("\n"))
+
+
+def fold(text: str) -> str:
+    """Lowercase and collapse every whitespace run (line breaks included) to one space.
+
+    Used by the case-insensitive metrics: line breaks from OCR line grouping are less reliable than
+    the characters themselves, so the forgiving variants ignore them.
+    """
+    return _WHITESPACE.sub(" ", text).strip().lower()
+
+
+def _padded_trigrams(text: str) -> Counter[str]:
+    padded = "$$" + text + "$$"
+    return Counter(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
+def trigram_similarity(a: str, b: str) -> float:
+    """`$$`-padded character-trigram multiset Jaccard, what `ngram.NGram.compare(a, b)` computes.
+
+    shared / (|A| + |B| - shared); case-sensitive, whitespace kept, 0.0 when nothing is shared,
+    and 1.0 for two empty strings (both are `$$$$`).
+    """
+    grams_a, grams_b = _padded_trigrams(a), _padded_trigrams(b)
+    shared = sum((grams_a & grams_b).values())
+    if shared == 0:
+        return 0.0
+    return shared / (sum(grams_a.values()) + sum(grams_b.values()) - shared)
+
+
+def trigram(prompt: str, transcript: str) -> float:
+    """The post's metric: trigram similarity after per-line space stripping (higher is better)."""
+    return trigram_similarity(strip_line_spaces(prompt), strip_line_spaces(transcript))
+
+
+def trigram_ci(prompt: str, transcript: str) -> float:
+    """`trigram` on folded text, so case and line breaking no longer count (higher is better)."""
+    return trigram_similarity(fold(prompt), fold(transcript))
+
+
+def cer(prompt: str, transcript: str) -> float:
+    """Character error rate: edits / len(prompt), per-line stripped (lower is better, may exceed 1).
+
+    An empty prompt has no characters to divide by: 0.0 if the transcript is empty too, else 1.0.
+    """
+    reference, hypothesis = strip_line_spaces(prompt), strip_line_spaces(transcript)
+    if not reference:
+        return 0.0 if not hypothesis else 1.0
+    return Levenshtein.distance(reference, hypothesis) / len(reference)
+
+
+def ned(prompt: str, transcript: str) -> float:
+    """Normalized edit distance: edits / max(len) in [0, 1], per-line stripped (lower is better).
+
+    Two empty strings are at distance 0.0.
+    """
+    return Levenshtein.normalized_distance(strip_line_spaces(prompt), strip_line_spaces(transcript))
+
+
+def exact(prompt: str, transcript: str) -> float:
+    """1.0 when the transcript equals the prompt, case-sensitive, after per-line space stripping."""
+    return float(strip_line_spaces(prompt) == strip_line_spaces(transcript))
+
+
+def exact_ci(prompt: str, transcript: str) -> float:
+    """1.0 when the folded transcript equals the folded prompt (case and whitespace ignored)."""
+    return float(fold(prompt) == fold(transcript))
+
+
+def word_accuracy(prompt: str, transcript: str) -> float:
+    """Share of the prompt's words found in the transcript, matched as multisets, case-sensitive.
+
+    Word order is ignored, as in MARIO-Eval's recall. A prompt without words scores 1.0 when the
+    transcript has none either, else 0.0.
+    """
+    reference, hypothesis = Counter(prompt.split()), Counter(transcript.split())
+    total = sum(reference.values())
+    if total == 0:
+        return 1.0 if not hypothesis else 0.0
+    return sum((reference & hypothesis).values()) / total
+
+
+def _paired_lines(prompt: str, transcript: str) -> list[tuple[str, str]]:
+    """Prompt line i against transcript line i (missing lines are empty); AnyText crops per line."""
+    reference = [line.strip() for line in prompt.split("\n")]
+    hypothesis = [line.strip() for line in transcript.split("\n")]
+    hypothesis += [""] * (len(reference) - len(hypothesis))
+    return list(zip(reference, hypothesis, strict=False))
+
+
+def anytext_sentence_accuracy(prompt: str, transcript: str) -> float:
+    """AnyText Sen.ACC: per-line exact, case-sensitive match, averaged over the prompt's lines."""
+    pairs = _paired_lines(prompt, transcript)
+    return sum(float(ref == hyp) for ref, hyp in pairs) / len(pairs)
+
+
+def anytext_ned(prompt: str, transcript: str) -> float:
+    """AnyText "NED": per-line similarity 1 - Lev/max(len), averaged over lines (higher is better).
+
+    Always >= `anytext_sentence_accuracy` (the sanity check from ControlText#2).
+    """
+    pairs = _paired_lines(prompt, transcript)
+    return sum(Levenshtein.normalized_similarity(ref, hyp) for ref, hyp in pairs) / len(pairs)
+
+
+def _ocr_boxes(transcript: str) -> list[str]:
+    """What GlyphControl compares against: each OCR line and each word in it."""
+    lines = [line.strip() for line in transcript.split("\n") if line.strip()]
+    return lines + [word for line in lines for word in line.split()]
+
+
+def glyph_accuracy(prompt: str, transcript: str) -> float:
+    """GlyphControl Acc: the prompt word appears exactly among the OCR boxes (case-sensitive)."""
+    return float(prompt.strip() in _ocr_boxes(transcript))
+
+
+def glyph_accuracy_ci(prompt: str, transcript: str) -> float:
+    """GlyphControl Âcc: `glyph_accuracy` after lowercasing both sides."""
+    return glyph_accuracy(prompt.lower(), transcript.lower())
+
+
+def glyph_levenshtein(prompt: str, transcript: str) -> float:
+    """GlyphControl LD: smallest edit distance to any OCR box (lower is better).
+
+    NaN when nothing was read: GlyphControl skips such images, which flatters LD; aggregates here
+    skip NaN the same way, and the row's `transcript` shows why.
+    """
+    boxes = _ocr_boxes(transcript)
+    if not boxes:
+        return math.nan
+    return float(min(Levenshtein.distance(prompt.strip(), box) for box in boxes))
+
+
+Metric = Callable[[str, str], float]
+
+METRICS: dict[str, Metric] = {
+    "trigram": trigram,
+    "trigram_ci": trigram_ci,
+    "cer": cer,
+    "ned": ned,
+    "exact": exact,
+    "exact_ci": exact_ci,
+    "word_accuracy": word_accuracy,
+    "anytext_sen_acc": anytext_sentence_accuracy,
+    "anytext_ned": anytext_ned,
+    "glyph_acc": glyph_accuracy,
+    "glyph_acc_ci": glyph_accuracy_ci,
+    "glyph_ld": glyph_levenshtein,
+}
+"""Every per-pair metric by the column name it gets in results and summaries."""
+
+LOWER_IS_BETTER = frozenset({"cer", "ned", "glyph_ld"})
+"""Metrics where the best of K samples is the minimum, not the maximum."""
+
+
+def score_pair(prompt: str, transcript: str) -> dict[str, float]:
+    """All metrics of one (prompt, transcript) pair, keyed as in `METRICS`."""
+    return {name: metric(prompt, transcript) for name, metric in METRICS.items()}
+
+
+def mean_ci(
+    values: Iterable[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean with a percentile-bootstrap confidence interval, NaN values skipped.
+
+    Returns (mean, low, high); all NaN when no value is left. A fixed seed keeps summaries
+    reproducible, so two runs on the same images write the same summary.json.
+    """
+    array = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    if array.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = array[rng.integers(0, array.size, size=(resamples, array.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(array.mean()), float(low), float(high)
+
+
+def best_of_k(groups: Iterable[Sequence[float]], metric: str) -> list[float]:
+    """The best value of each prompt's K samples (max, or min for `LOWER_IS_BETTER` metrics).
+
+    Average the result for "mean over prompts of the best of K": what rejection sampling with an
+    oracle that knew the metric would reach.
+    """
+    pick = min if metric in LOWER_IS_BETTER else max
+    best = []
+    for values in groups:
+        finite = [v for v in values if not math.isnan(v)]
+        best.append(pick(finite) if finite else math.nan)
+    return best
+
+
+def exact_share(groups: Iterable[Sequence[float]]) -> float:
+    """Share of prompts with at least one exact match among their samples (`exact` values)."""
+    hits = [any(v == 1.0 for v in values) for values in groups]
+    return sum(hits) / len(hits) if hits else math.nan

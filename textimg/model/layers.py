@@ -1,0 +1,93 @@
+"""Small building blocks shared by the text encoder, the U-Net and the weave attention."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(
+    timesteps: torch.Tensor, dim: int, max_period: float = 10000.0
+) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps, as in improved-diffusion."""
+    half = dim // 2
+    frequencies = torch.exp(
+        -math.log(max_period)
+        * torch.arange(half, dtype=torch.float32, device=timesteps.device)
+        / half
+    )
+    angles = timesteps.float()[:, None] * frequencies[None]
+    embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+    if dim % 2:
+        embedding = F.pad(embedding, (0, 1))
+    return embedding
+
+
+def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    """GroupNorm with the largest group count <= `groups` that divides `channels`."""
+    return nn.GroupNorm(math.gcd(channels, groups), channels)
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    """Zero a layer's parameters so a residual branch starts as the identity (ADM)."""
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+@dataclass
+class Conditioning:
+    """What every U-Net layer may read besides the image features.
+
+    emb: the U-Net timestep embedding (B, E). text: encoder output (B, L, D). text_mask: True for
+    real tokens (B, L). positions: the axial position embedding of each resolution, keyed by the
+    feature map's side, shared by all weave layers at that resolution.
+    """
+
+    emb: torch.Tensor
+    text: torch.Tensor
+    text_mask: torch.Tensor
+    positions: dict[int, torch.Tensor]
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    heads: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Multi-head attention on (B, N, heads*d) inputs through `F.scaled_dot_product_attention`.
+
+    `mask` is a boolean (B, M) key mask (True = attend) or an additive float bias broadcastable
+    to (B, heads, N, M). The callers guarantee every query sees at least one key, so no softmax
+    row is empty (SDPA returns NaN for fully masked rows, pytorch#103963).
+    """
+    batch, n, _ = query.shape
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return x.view(batch, x.shape[1], heads, -1).transpose(1, 2)
+
+    if mask is not None:
+        # A boolean key mask broadcasts over heads and queries; a float bias must match the
+        # query dtype, which is bf16 under autocast.
+        mask = mask[:, None, None, :] if mask.dtype == torch.bool else mask.to(query.dtype)
+    out = F.scaled_dot_product_attention(split(query), split(key), split(value), attn_mask=mask)
+    return out.transpose(1, 2).reshape(batch, n, -1)
+
+
+class FeedForward(nn.Module):
+    """Pre-norm transformer feed-forward with GELU; the caller adds the residual."""
+
+    def __init__(self, dim: int, mult: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, dim * mult), nn.GELU(), nn.Linear(dim * mult, dim)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,206 @@
+"""The text-conditioned U-Net: improved-diffusion's network plus the post's text machinery.
+
+ResBlocks take the timestep through scale-shift norm, BigGAN-style ResBlocks resample between
+levels, self-attention runs at the low resolutions, and a weave attention follows every decoder
+block at the text resolutions. The network sees only `(x_t, t, tokens)`; the noise schedule lives
+in `textimg.diffusion`.
+
+Blocks keep improved-diffusion's names (`input_blocks.N`, `middle_block`, `output_blocks.N`), so
+the later super-resolution model can be this class with more input channels and one more outer
+level, warm-started by shifting `input_blocks` indices (the post's "sandwich"). A GLIDE-style
+switch would be another layer type reading `Conditioning.text` inside `SelfAttention`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textimg.config import ModelConfig
+from textimg.model.layers import (
+    Conditioning,
+    attention,
+    group_norm,
+    timestep_embedding,
+    zero_module,
+)
+from textimg.model.text_encoder import TextEncoder
+from textimg.model.weave import AxialPositionEmbedding, WeaveAttention
+
+
+class ResBlock(nn.Module):
+    """GN-SiLU-conv twice, timestep by scale-shift on the second norm, optional 2x resampling."""
+
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        out_channels: int,
+        groups: int,
+        dropout: float,
+        resample: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.resample = resample  # None | "up" | "down" (BigGAN: resample inside the block)
+        self.in_norm = group_norm(channels, groups)
+        self.in_conv = nn.Conv2d(channels, out_channels, 3, padding=1)
+        self.emb_projection = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels))
+        self.out_norm = group_norm(out_channels, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.out_conv = zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.skip = (
+            nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+        )
+
+    def _resample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resample == "up":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.resample == "down":
+            return F.avg_pool2d(x, 2)
+        return x
+
+    def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        h = self.in_conv(self._resample(F.silu(self.in_norm(x))))
+        scale, shift = self.emb_projection(cond.emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.out_norm(h) * (1 + scale) + shift
+        h = self.out_conv(self.dropout(F.silu(h)))
+        return self._resample(self.skip(x)) + h
+
+
+class SelfAttention(nn.Module):
+    """Spatial self-attention with `head_channels`-wide heads; zero-initialised output."""
+
+    def __init__(self, channels: int, head_channels: int, groups: int) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_channels)
+        self.norm = group_norm(channels, groups)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = zero_module(nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)
+        h = attention(q, k, v, self.heads).transpose(1, 2).reshape(batch, channels, height, width)
+        return x + self.out(h)
+
+
+class Block(nn.ModuleList):
+    """A sequence of layers that all take `(h, cond)`."""
+
+    def forward(self, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        for layer in self:
+            h = layer(h, cond)
+        return h
+
+
+class UNet(nn.Module):
+    """Predicts the diffusion target for noisy images `x` (B, C, S, S) at `t` given `tokens`."""
+
+    def __init__(self, config: ModelConfig, out_channels: int) -> None:
+        super().__init__()
+        self.config = config
+        ch = config.model_channels
+        groups = config.norm_groups
+        emb = 4 * ch
+        self.time_embedding = nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.text_encoder = TextEncoder(
+            dim=config.text_dim,
+            depth=config.text_depth,
+            head_channels=config.text_head_channels,
+            ff_mult=config.text_ff_mult,
+            context_length=config.context_length,
+            max_lines=config.max_lines,
+            relative_buckets=config.relative_buckets,
+            relative_max_distance=config.relative_max_distance,
+        )
+        self.position_embeddings = nn.ModuleDict()
+
+        def res_block(c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
+            return ResBlock(c_in, emb, c_out, groups, config.dropout, resample)
+
+        def attention_layers(c: int, resolution: int, decoder: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = []
+            if resolution in config.attention_resolutions:
+                layers.append(SelfAttention(c, config.head_channels, groups))
+            if decoder and resolution in config.text_resolutions:
+                if str(resolution) not in self.position_embeddings:
+                    self.position_embeddings[str(resolution)] = AxialPositionEmbedding(
+                        2 * c, resolution
+                    )
+                layers.append(
+                    WeaveAttention(
+                        c,
+                        emb,
+                        config.text_dim,
+                        config.cross_attention_head_channels,
+                        config.weave_ff_mult,
+                    )
+                )
+            return layers
+
+        resolution = config.image_size
+        input_conv = _IgnoreConditioning(nn.Conv2d(config.image_channels, ch, 3, padding=1))
+        self.input_blocks = nn.ModuleList([Block([input_conv])])
+        skip_channels = [ch]
+        for level, mult in enumerate(config.channel_mult):
+            for _ in range(config.num_res_blocks):
+                layers = [res_block(ch, mult * config.model_channels)]
+                ch = mult * config.model_channels
+                layers += attention_layers(ch, resolution, decoder=False)
+                self.input_blocks.append(Block(layers))
+                skip_channels.append(ch)
+            if level < len(config.channel_mult) - 1:
+                self.input_blocks.append(Block([res_block(ch, ch, "down")]))
+                skip_channels.append(ch)
+                resolution //= 2
+
+        self.middle_block = Block(
+            [res_block(ch, ch), SelfAttention(ch, config.head_channels, groups), res_block(ch, ch)]
+        )
+
+        self.output_blocks = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(config.channel_mult))):
+            for index in range(config.num_res_blocks + 1):
+                layers = [res_block(ch + skip_channels.pop(), mult * config.model_channels)]
+                ch = mult * config.model_channels
+                layers += attention_layers(ch, resolution, decoder=True)
+                if level and index == config.num_res_blocks:
+                    layers.append(res_block(ch, ch, "up"))
+                    resolution *= 2
+                self.output_blocks.append(Block(layers))
+
+        self.out = nn.Sequential(
+            group_norm(ch, groups),
+            nn.SiLU(),
+            zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
+        )
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        text, text_mask = self.text_encoder(tokens, t)
+        cond = Conditioning(
+            emb=self.time_embedding(timestep_embedding(t, self.config.model_channels)),
+            text=text,
+            text_mask=text_mask,
+            positions={int(size): table() for size, table in self.position_embeddings.items()},
+        )
+        h = x
+        skips = []
+        for block in self.input_blocks:
+            h = block(h, cond)
+            skips.append(h)
+        h = self.middle_block(h, cond)
+        for block in self.output_blocks:
+            h = block(torch.cat([h, skips.pop()], dim=1), cond)
+        return self.out(h)
+
+
+class _IgnoreConditioning(nn.Module):
+    """Adapts a plain layer to the `(h, cond)` call used by `Block`."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        return self.layer(h)

@@ -1,0 +1,157 @@
+"""Samplers and the one classifier-free-guidance function they share.
+
+Public entry point for everyone who needs images from a model (the CLI, the trainer's sample
+grids, `textimg eval`):
+
+    model, diffusion, config = checkpoint.load_checkpoint(path)
+    images = sampling.sample(model, diffusion, ["hello"], steps=50, guidance=3.0, seed=0,
+                             sampler="ddim")   # uint8 array (N, H, W, C)
+
+Each sampler is a small pure function with one signature, `(denoise, diffusion, noise,
+generator) -> x0`, walking a respaced `GaussianDiffusion`; `denoise(x_t, t)` is the network
+with guidance already applied (see `guided_denoiser`). The same seed gives the same images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from textimg.diffusion import GaussianDiffusion
+from textimg.errors import TextimgError
+from textimg.model.tokenizer import CharTokenizer
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def guided_denoiser(
+    model: nn.Module, tokens: torch.Tensor, null_tokens: torch.Tensor, scale: float
+) -> Denoiser:
+    """Classifier-free guidance (Ho & Salimans 2022): out = uncond + scale * (cond - uncond).
+
+    scale 1 is the conditional model, 0 the unconditional one. Only the prediction channels are
+    mixed; a learned variance comes from the conditional branch (GLIDE). Both branches run as
+    one batch.
+    """
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        output = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, null_tokens]))
+        cond, uncond = output.float().chunk(2)
+        channels = x.shape[1]
+        mixed = uncond[:, :channels] + scale * (cond[:, :channels] - uncond[:, :channels])
+        return torch.cat([mixed, cond[:, channels:]], dim=1)
+
+    return denoise
+
+
+def _step(
+    diffusion: GaussianDiffusion, index: int, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step index tensor and the original timesteps the network expects at that index."""
+    i = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
+    return i, diffusion.timesteps.to(x.device)[i].float()
+
+
+def ancestral_sample(
+    denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Ancestral sampling of p(x_{t-1} | x_t) (Ho et al. 2020), respaced (Nichol & Dhariwal)."""
+    x = noise
+    for index in reversed(range(diffusion.num_steps)):
+        i, t = _step(diffusion, index, x)
+        prediction = diffusion.interpret(denoise(x, t), x, i)
+        x = diffusion.posterior_mean(prediction.x0, x, i)
+        if index > 0:
+            fresh = torch.randn(x.shape, generator=generator).to(x.device)
+            x = x + torch.exp(0.5 * prediction.log_variance) * fresh
+    return x
+
+
+def ddim_sample(
+    denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Deterministic DDIM, eta = 0 (Song et al. 2021); `generator` is unused by design."""
+    x = noise
+    for index in reversed(range(diffusion.num_steps)):
+        i, t = _step(diffusion, index, x)
+        prediction = diffusion.interpret(denoise(x, t), x, i)
+        previous = diffusion.alphas_cumprod_prev[index].item()
+        x = previous**0.5 * prediction.x0 + (1 - previous) ** 0.5 * prediction.eps
+    return x
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "ancestral": ancestral_sample,
+    "ddim": ddim_sample,
+}
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] to (N, H, W, C) uint8."""
+    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Tile (N, H, W, C) images into one (rows*H, columns*W, C) image, row by row."""
+    count, height, width, channels = images.shape
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    grid = np.zeros((rows * height, columns * width, channels), dtype=images.dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def save_image(image: np.ndarray, path: Path) -> None:
+    """Write one (H, W, C) uint8 image as PNG; one channel is saved as grayscale."""
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+
+
+@torch.no_grad()
+def sample(
+    model: nn.Module,
+    diffusion: GaussianDiffusion,
+    prompts: list[str],
+    steps: int = 50,
+    guidance: float = 3.0,
+    seed: int = 0,
+    sampler: str = "ddim",
+) -> np.ndarray:
+    """Images for `prompts` as uint8 (N, H, W, C); a pure function of the arguments and weights.
+
+    Prompts longer than the model's context are truncated with a warning.
+    """
+    if sampler not in SAMPLERS:
+        raise TextimgError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    if not prompts:
+        raise TextimgError("no prompts to sample")
+    config = model.config
+    tokenizer = CharTokenizer(config.context_length)
+    batch = tokenizer.encode_batch(prompts, pad_to=3)  # room for the null transcript
+    if batch.truncated:
+        warnings.warn(
+            f"prompt(s) {list(batch.truncated)} cut to {tokenizer.max_characters} characters",
+            stacklevel=2,
+        )
+    device = next(model.parameters()).device
+    tokens = batch.tokens.to(device)
+    null_tokens = tokenizer.null_tokens(len(prompts), tokens.shape[1]).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    shape = (len(prompts), config.image_channels, config.image_size, config.image_size)
+    noise = torch.randn(shape, generator=generator).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        denoise = guided_denoiser(model, tokens, null_tokens, guidance)
+        images = SAMPLERS[sampler](denoise, diffusion.respace(steps), noise, generator)
+    finally:
+        model.train(was_training)
+    return to_uint8(images)

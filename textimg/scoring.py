@@ -1,0 +1,369 @@
+"""`score`: OCR images that already exist and measure how well each one writes its prompt.
+
+Images come from a folder named by the prompts' `key` (`KEY.png`, `.jpg`, ...) or from WebDataset
+shards (then each sample's own `KEY.txt` is the prompt unless a prompts file says otherwise), so
+any generator's output, or a training corpus, can be checked. Nothing here crashes on one bad
+input: a missing image, an unreadable file, an OCR failure, an empty or missing prompt each become
+a row with its `status`, and the summary counts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from textimg import metrics
+from textimg.errors import TextimgError
+from textimg.ocr import OcrEngine
+from textimg.shards import IMAGE_EXTENSIONS, image_member, iter_samples
+
+SCORED_STATUSES = ("ok", "empty_prompt")
+"""Rows that get metrics; an empty prompt is a real case (an image that should show no text)."""
+
+THUMBNAIL_SIDE = 256
+
+
+@dataclass
+class Item:
+    """One image to score; `image` is None when it could not be loaded (see `status`)."""
+
+    key: str
+    prompt: str | None
+    source: str
+    image: Image.Image | None = None
+    status: str = "ok"
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_prompts(path: Path) -> dict[str, str]:
+    """`{"key": ..., "text": ...}` lines (test_split.jsonl from `textimg pack`) as key -> text."""
+    if not path.is_file():
+        raise TextimgError(f"prompts file {path} does not exist")
+    prompts: dict[str, str] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                prompts[str(row["key"])] = str(row.get("text") or "")
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise TextimgError(
+                    f"{path}:{number}: not a {{key, text}} JSON line ({error})"
+                ) from None
+    return prompts
+
+
+def _decode(data: bytes | Path) -> Image.Image:
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    with Image.open(source) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+def _loaded(item: Item, data: bytes | Path) -> Item:
+    try:
+        item.image = _decode(data)
+    except Exception as error:  # PIL raises many types for bad files; any of them is "unreadable"
+        item.status, item.error = "unreadable_image", f"{type(error).__name__}: {error}"
+        return item
+    if item.prompt is None:
+        item.status = "missing_prompt"
+    elif not item.prompt.strip():
+        item.status = "empty_prompt"
+    return item
+
+
+def folder_items(directory: Path, prompts: dict[str, str]) -> Iterator[Item]:
+    """Every prompt with its `KEY.<ext>` image, then images whose key has no prompt."""
+    images = {
+        path.stem: path
+        for path in sorted(directory.iterdir())
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    }
+    for key, prompt in prompts.items():
+        path = images.get(key)
+        if path is None:
+            yield Item(key, prompt, "", status="missing_image", error=f"no {key}.<image> in folder")
+        else:
+            yield _loaded(Item(key, prompt, path.name), path)
+    for key, path in images.items():
+        if key not in prompts:
+            yield _loaded(Item(key, None, path.name), path)
+
+
+def shard_items(source: Path, prompts: dict[str, str] | None) -> Iterator[Item]:
+    """Samples of shards; the prompt is the prompts file's text, else the sample's own `.txt`."""
+    seen: set[str] = set()
+    for key, members in iter_samples([source]):
+        seen.add(key)
+        if prompts is not None:
+            prompt = prompts.get(key)
+        else:
+            prompt = members["txt"].decode("utf-8", "replace") if "txt" in members else None
+        found = image_member(members)
+        if found is None:
+            yield Item(key, prompt, key, status="missing_image", error="sample has no image member")
+        else:
+            yield _loaded(Item(key, prompt, f"{key}.{found[0]}"), found[1])
+    for key, prompt in (prompts or {}).items():
+        if key not in seen:
+            yield Item(key, prompt, "", status="missing_image", error="key not in shards")
+
+
+def iter_items(images: Path, prompts_path: Path | None) -> Iterator[Item]:
+    """Items from a folder of images or from shards (a `.tar`, a folder of them, or a glob)."""
+    prompts = read_prompts(prompts_path) if prompts_path is not None else None
+    is_folder = images.is_dir() and not any(images.glob("*.tar"))
+    if is_folder:
+        if prompts is None:
+            raise TextimgError("scoring a folder of images needs --prompts (KEY -> text)")
+        return folder_items(images, prompts)
+    return shard_items(images, prompts)
+
+
+def read_items(items: Sequence[Item], engine: OcrEngine) -> list[str | None]:
+    """Transcripts of the items' images; one failing image fails alone, not its batch."""
+    readable = [item for item in items if item.image is not None]
+    transcripts: dict[int, str | None] = {}
+    try:
+        for item, text in zip(readable, engine.read([i.image for i in readable]), strict=True):
+            transcripts[id(item)] = text
+    except Exception:
+        for item in readable:
+            try:
+                transcripts[id(item)] = engine.read([item.image])[0]
+            except Exception as error:  # an OCR crash on one image is that image's status
+                item.status, item.error = "ocr_error", f"{type(error).__name__}: {error}"
+                transcripts[id(item)] = None
+    return [transcripts.get(id(item)) for item in items]
+
+
+def _thumbnail_data_uri(image: Image.Image) -> str:
+    thumb = image.copy()
+    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    png = io.BytesIO()
+    thumb.save(png, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
+
+
+def score_items(
+    items: Iterable[Item],
+    engine: OcrEngine,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """One result row per item (metrics NaN unless scored) and each row's thumbnail by key+source.
+
+    Images are read in batches so the engine can batch, and dropped after thumbnailing so memory
+    stays flat however many images there are.
+    """
+    rows: list[dict[str, Any]] = []
+    thumbnails: dict[str, str] = {}
+    batch: list[Item] = []
+
+    def flush() -> None:
+        for item, transcript in zip(batch, read_items(batch, engine), strict=True):
+            row = {"key": item.key, "prompt": item.prompt, "transcript": transcript}
+            row |= {"image": item.source, "status": item.status, "error": item.error, **item.extra}
+            scored = item.status in SCORED_STATUSES and transcript is not None
+            for name, metric in metrics.METRICS.items():
+                row[name] = metric(item.prompt or "", transcript) if scored else math.nan
+            if item.image is not None:
+                thumbnails[f"{item.key}/{item.source}"] = _thumbnail_data_uri(item.image)
+            rows.append(row)
+        if progress is not None:
+            progress(len(batch))
+        batch.clear()
+
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return rows, thumbnails
+
+
+def summarize(rows: Sequence[dict[str, Any]], group: str = "key") -> dict[str, Any]:
+    """Per metric `{"mean", "ci95"}`, plus counts; best-of-K when `group` holds several samples.
+
+    `group` names the column that identifies a prompt: several rows with the same value are the K
+    samples of that prompt (as `eval` writes them); in `score` every key is its own prompt.
+    """
+    scored = [
+        row for row in rows if row["status"] in SCORED_STATUSES and row["transcript"] is not None
+    ]
+    summary: dict[str, Any] = {}
+    for name in metrics.METRICS:
+        mean, low, high = metrics.mean_ci(row[name] for row in scored)
+        summary[name] = {"mean": _finite(mean), "ci95": [_finite(low), _finite(high)]}
+    by_prompt: dict[Any, list[dict[str, Any]]] = {}
+    for row in scored:
+        by_prompt.setdefault(row[group], []).append(row)
+    samples = [len(v) for v in by_prompt.values()]
+    if samples and max(samples) > 1:
+        for name in ("trigram", "trigram_ci", "cer", "exact"):
+            best = metrics.best_of_k([[r[name] for r in v] for v in by_prompt.values()], name)
+            mean, low, high = metrics.mean_ci(best)
+            summary[f"best_of_k_{name}"] = {
+                "mean": _finite(mean),
+                "ci95": [_finite(low), _finite(high)],
+            }
+    statuses: dict[str, int] = {}
+    for row in rows:
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    summary["exact_share"] = _finite(
+        metrics.exact_share([[r["exact"] for r in v] for v in by_prompt.values()])
+    )
+    summary["counts"] = {
+        "rows": len(rows),
+        "scored": len(scored),
+        "prompts": len(by_prompt),
+        "samples_per_prompt": max(samples) if samples else 0,
+        "status": statuses,
+    }
+    return summary
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: an undefined mean (nothing scored) is written as null."""
+    return None if math.isnan(value) else round(value, 6)
+
+
+def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
+    """Worst first: failures (no score) at the very top, then by ascending trigram."""
+    value = row["trigram"]
+    return (0, 0.0) if math.isnan(value) else (1, value)
+
+
+def render_report(rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict) -> str:
+    """A self-contained HTML page: summary table, then each image with its prompt and transcript."""
+    head = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{_fmt(value['mean'])}</td>"
+        f"<td>[{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}]</td></tr>"
+        for name, value in summary.items()
+        if isinstance(value, dict) and "mean" in value
+    )
+    cards = []
+    for row in sorted(rows, key=_sort_key):
+        uri = thumbnails.get(f"{row['key']}/{row['image']}")
+        picture = f'<img src="{uri}" alt="{html.escape(row["key"])}">' if uri else "<i>no image</i>"
+        transcript = "" if row["transcript"] is None else row["transcript"]
+        cards.append(
+            f'<div class="card"><div>{picture}</div><div><b>{html.escape(row["key"])}</b> '
+            f"trigram {_fmt(row['trigram'])} · cer {_fmt(row['cer'])} · "
+            f"status {html.escape(row['status'])} {html.escape(row['error'] or '')}"
+            f"<p>prompt</p><pre>{html.escape(row['prompt'] or '')}</pre>"
+            f"<p>transcript</p><pre>{html.escape(transcript)}</pre></div></div>"
+        )
+    counts = html.escape(json.dumps(summary.get("counts", {})))
+    ocr = html.escape(json.dumps(summary.get("ocr", {})))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>textimg score report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}.card{display:flex;gap:1em;"
+        "border-top:1px solid #ccc;padding:.5em 0}img{image-rendering:pixelated;width:256px}"
+        "pre{background:#f4f4f4;padding:.3em;white-space:pre-wrap}p{margin:.3em 0 0;color:#666}"
+        "</style></head><body><h1>textimg score report</h1>"
+        f"<table><tr><th>metric</th><th>mean</th><th>95% CI</th></tr>{head}</table>"
+        f"<p>counts {counts}</p><p>OCR {ocr}</p><h2>Images, worst first</h2>"
+        + "".join(cards)
+        + "</body></html>"
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return (
+        "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    )
+
+
+def write_results(
+    out: Path, rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict
+) -> None:
+    """results.csv, results.parquet, summary.json and report.html under `out` (each atomic)."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(list(rows))
+    _atomic(out / "results.csv", lambda path: frame.to_csv(path, index=False))
+    _atomic(out / "results.parquet", lambda path: frame.to_parquet(path, index=False))
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    _atomic(out / "summary.json", lambda path: Path(path).write_text(text, encoding="utf-8"))
+    report = render_report(rows, thumbnails, summary)
+    _atomic(out / "report.html", lambda path: Path(path).write_text(report, encoding="utf-8"))
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Write to a temp name and rename, so a killed run never leaves a half file."""
+    temporary = f"{path}.tmp"
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def score(
+    images: Path,
+    prompts: Path | None,
+    out: Path,
+    engine: OcrEngine,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Score `images` against `prompts` into `out`; returns the summary written to summary.json."""
+    if not images.exists() and not any(char in str(images) for char in "*?["):
+        raise TextimgError(f"{images} does not exist")
+    rows, thumbnails = score_items(iter_items(images, prompts), engine, progress=progress)
+    summary = summarize(rows)
+    summary["ocr"] = engine.describe()
+    write_results(out, rows, thumbnails, summary)
+    return summary
+
+
+def transcribe(
+    directory: Path,
+    out: Path,
+    engine: OcrEngine,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Write `{"image": relpath, "text": ...}` lines for every image under `directory`.
+
+    The format `textimg pack --transcripts` reads. Unreadable images are skipped and counted
+    rather than written with an invented transcript.
+    """
+    if not directory.is_dir():
+        raise TextimgError(f"{directory} is not a folder of images")
+    paths = sorted(
+        p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    counts = {"images": len(paths), "written": 0, "unreadable": 0, "ocr_error": 0}
+    lines: list[str] = []
+    for start in range(0, len(paths), batch_size):
+        chunk = [
+            _loaded(Item(p.relative_to(directory).as_posix(), "", str(p)), p)
+            for p in paths[start : start + batch_size]
+        ]
+        for item, text in zip(chunk, read_items(chunk, engine), strict=True):
+            if item.image is None:
+                counts["unreadable"] += 1
+            elif text is None:
+                counts["ocr_error"] += 1
+            else:
+                lines.append(json.dumps({"image": item.key, "text": text}, ensure_ascii=False))
+                counts["written"] += 1
+        if progress is not None:
+            progress(len(chunk))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(line + "\n" for line in lines)
+    _atomic(out, lambda path: Path(path).write_text(body, encoding="utf-8"))
+    return counts

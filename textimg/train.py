@@ -1,0 +1,322 @@
+"""The trainer: one linear `train(config, out)` in plain PyTorch, read top to bottom.
+
+Single process by default; under `torchrun` (which sets `RANK`) it runs DDP, NCCL on GPUs and gloo
+on CPUs. Every random draw of a micro-step (timesteps, noise, text dropout, network dropout) comes
+from a seed derived from (seed, step, rank, micro-step), and the data stream is a pure function
+of the seed and the number of batches consumed, so `--resume` continues exactly: on CPU the
+losses after resuming equal those of an uninterrupted run.
+
+Files in `out`: `config.json`, `checkpoint.pt` (latest, atomic), `metrics.jsonl` (one line per
+logged step), `samples/step-NNNNNN.png` (a grid of fixed prompts) and `loss.png` at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint
+from textimg.config import RunConfig, TrainConfig, from_dict, to_dict
+from textimg.diffusion import GaussianDiffusion
+from textimg.errors import TextimgError
+from textimg.model import CharTokenizer, build_model
+from textimg.reader import make_loader
+from textimg.sampling import image_grid, sample, save_image
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to `min_lr_ratio * lr` at `decay_steps`, flat after."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(
+        1.0, (step - config.warmup_steps) / max(1, config.decay_steps - config.warmup_steps)
+    )
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def ema_decay(step: int, config: TrainConfig) -> float:
+    """EMA warm-up (k-diffusion's EMAWarmup): early averages forget the random init quickly."""
+    return min(config.ema_decay, 1 - (1 + step) ** -config.ema_warmup_power)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv and linear weights only: never on norms, embeddings, biases or gains."""
+    decayed = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)}
+    params = list(model.parameters())
+    return [
+        {"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
+    ]
+
+
+def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:
+    """A 63-bit seed from integers only (string seeding is sha512-based, unlike `hash()`)."""
+    return random.Random(f"{seed}-{step}-{rank}-{micro}").getrandbits(63)
+
+
+def write_loss_plot(metrics_path: Path, out: Path) -> None:
+    """`loss.png`: loss against step from `metrics.jsonl`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot([r["step"] for r in rows], [r["loss"] for r in rows], linewidth=0.8)
+    axis.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    figure.tight_layout()
+    figure.savefig(out)
+    plt.close(figure)
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    """Drop lines logged after `step` by a run that was killed before its next checkpoint."""
+    if path.exists():
+        lines = [
+            line
+            for line in path.read_text().splitlines()
+            if line and json.loads(line)["step"] <= step
+        ]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def train(
+    config: RunConfig, out: Path, resume: bool = False, init_from: Path | None = None
+) -> nn.Module:
+    """Train until `config.train.steps`; returns the trained (raw, non-EMA) model."""
+    cfg = config.train
+    out = Path(out)
+    checkpoint_path = out / CHECKPOINT_NAME
+
+    # Processes and devices: DDP exactly when torchrun says so.
+    distributed = "RANK" in os.environ
+    rank, world_size, local_rank = 0, 1, 0
+    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise TextimgError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
+    if want_cuda and not torch.cuda.is_available():
+        raise TextimgError("--device cuda was asked for but no CUDA device is available")
+    if distributed:
+        dist.init_process_group("nccl" if want_cuda else "gloo")
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if want_cuda else "cpu")
+    if want_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    is_main = rank == 0
+    console = Console(stderr=True, quiet=not is_main)
+
+    # The run directory: a fresh run never overwrites one, a resumed one must match its model.
+    state = None
+    if resume:
+        state = read_checkpoint(checkpoint_path)
+        saved = from_dict(state["config"])
+        if (saved.model, saved.diffusion) != (config.model, config.diffusion):
+            raise TextimgError(
+                f"{checkpoint_path} was trained with another model or diffusion config"
+            )
+        if state["step"] >= cfg.steps:
+            raise TextimgError(
+                f"{checkpoint_path} is already at step {state['step']}; pass a larger --steps"
+            )
+    elif checkpoint_path.exists():
+        raise TextimgError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
+        console.print_json(data=to_dict(config))
+
+    # Model, EMA, optimizer: same init on every rank (DDP also broadcasts rank 0's weights).
+    torch.manual_seed(cfg.seed)
+    model = build_model(config).to(device)
+    diffusion = GaussianDiffusion.from_config(config.diffusion)
+    if init_from is not None and state is None:
+        source = read_checkpoint(init_from)
+        try:
+            model.load_state_dict(source["ema"])
+        except RuntimeError as error:
+            raise TextimgError(
+                f"--init-from {init_from} does not fit this model: {error}"
+            ) from None
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        fused=want_cuda,
+    )
+    start_step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = state["step"]
+    if is_main:
+        count = sum(p.numel() for p in model.parameters())
+        console.print(f"model: {count / 1e6:.2f}M parameters; steps {start_step} -> {cfg.steps}")
+    raw_model = model
+    if cfg.compile:
+        model = torch.compile(model)
+    if distributed:
+        model = DistributedDataParallel(model, device_ids=[local_rank] if want_cuda else None)
+
+    # Data: one long-lived iterator, positioned after the batches already trained on.
+    data_position = {
+        "batches": start_step * cfg.grad_accum,
+        "world_size": world_size,
+        "workers": config.data.num_workers,
+    }
+    if state is not None and state["data_position"] != data_position:
+        console.print(
+            f"[yellow]note: data position was {state['data_position']}, now {data_position}: "
+            "the data order differs from an uninterrupted run"
+        )
+    loader = make_loader(
+        config.data,
+        config.model.image_size,
+        config.model.image_channels,
+        cfg.batch_size,
+        cfg.seed,
+        rank,
+        world_size,
+        start_batch=data_position["batches"],
+    )
+    batches = iter(loader)
+    tokenizer = CharTokenizer(config.model.context_length)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if want_cuda else contextlib.nullcontext()
+    )
+    metrics_path = out / "metrics.jsonl"
+    if is_main:
+        _keep_metrics_until(metrics_path, start_step)
+
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not is_main,
+    )
+    task = progress.add_task("", total=cfg.steps, completed=start_step)
+    with progress:
+        for step in range(start_step, cfg.steps):
+            started = time.perf_counter()
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            truncated = 0
+            for micro in range(cfg.grad_accum):
+                batch = next(batches)
+                seed = micro_step_seed(cfg.seed, step, rank, micro)
+                generator = torch.Generator().manual_seed(seed)
+                torch.manual_seed(seed)  # network dropout
+                x0 = batch["image"].to(device, non_blocking=True)
+                encoded = tokenizer.encode_batch(batch["text"], pad_to=3)
+                truncated += len(encoded.truncated)
+                drop = (
+                    torch.rand(len(batch["text"]), generator=generator)
+                    < config.diffusion.text_dropout
+                )
+                null = tokenizer.null_tokens(len(batch["text"]), encoded.tokens.shape[1])
+                tokens = torch.where(drop[:, None], null, encoded.tokens).to(device)
+                t = diffusion.sample_timesteps(x0.shape[0], generator, device)
+                noise = torch.randn(x0.shape, generator=generator).to(device)
+                last = micro == cfg.grad_accum - 1
+                sync = model.no_sync() if distributed and not last else contextlib.nullcontext()
+                with sync:
+                    with autocast:
+                        loss = diffusion.training_losses(model, x0, t, tokens, noise)["loss"].mean()
+                    (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
+            grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+            loss_value = loss_sum.item() / cfg.grad_accum
+            # Gradients are all-reduced, so a NaN anywhere makes grad_norm NaN on every rank alike.
+            if not (math.isfinite(loss_value) and math.isfinite(grad_norm.item())):
+                kept = (
+                    f"the last good checkpoint {checkpoint_path} is kept"
+                    if checkpoint_path.exists()
+                    else "no checkpoint was written yet"
+                )
+                raise TextimgError(f"loss became {loss_value} at step {step + 1}; stopped, {kept}")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                decay = ema_decay(step, cfg)
+                for averaged, current in zip(ema.parameters(), raw_model.parameters(), strict=True):
+                    averaged.lerp_(current, 1 - decay)
+            done = step + 1
+            seconds = time.perf_counter() - started
+
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                if distributed:
+                    dist.all_reduce(loss_sum)
+                    loss_value = loss_sum.item() / (cfg.grad_accum * world_size)
+                if is_main:
+                    row = {
+                        "step": done,
+                        "loss": loss_value,
+                        "lr": lr,
+                        "grad_norm": grad_norm.item(),
+                        "images_per_s": cfg.batch_size * cfg.grad_accum * world_size / seconds,
+                    }
+                    if truncated:
+                        row["truncated_texts"] = truncated
+                    with open(metrics_path, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+            progress.update(task, completed=done, description=f"loss {loss_value:.4f} lr {lr:.2e}")
+
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                if is_main:
+                    data_position["batches"] = done * cfg.grad_accum
+                    save_checkpoint(
+                        checkpoint_path,
+                        {
+                            "config": to_dict(config),
+                            "step": done,
+                            "model": raw_model.state_dict(),
+                            "ema": ema.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "data_position": data_position,
+                        },
+                    )
+                if distributed:
+                    dist.barrier()
+            if is_main and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
+                images = sample(
+                    ema,
+                    diffusion,
+                    list(cfg.sample_prompts),
+                    cfg.sample_steps,
+                    cfg.sample_guidance,
+                    seed=0,
+                )
+                (out / "samples").mkdir(exist_ok=True)
+                save_image(image_grid(images), out / "samples" / f"step-{done:06d}.png")
+
+    if is_main and metrics_path.exists():
+        write_loss_plot(metrics_path, out / "loss.png")
+    if distributed:
+        dist.destroy_process_group()
+    return raw_model
