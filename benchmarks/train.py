@@ -72,8 +72,8 @@ def diffusers_model(recipe: str, target_params: int) -> torch.nn.Module:
     return build(best[0])
 
 
-def measure(recipe: str, kind: str, batch: int, steps: int, device: str) -> dict:
-    """Train `steps` timed steps (after one warm-up) of one model; runs in a subprocess."""
+def build(recipe: str, kind: str, batch: int, device: str):
+    """`(model, forward(x, t), config)` for textimg's model or the matched diffusers one."""
     torch.manual_seed(0)
     ours, config = textimg_model(recipe)
     m = config.model
@@ -90,8 +90,26 @@ def measure(recipe: str, kind: str, batch: int, steps: int, device: str) -> dict
         def forward(x, t):
             return model(x, t, encoder_hidden_states=text).sample
 
-    del ours
-    model = model.to(device).train()
+    return model.to(device), forward, config
+
+
+def forward_gflops(recipe: str, kind: str) -> float:
+    """Forward GFLOPs for one image, counted on the meta device (no memory, no time)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        _, forward, config = build(recipe, kind, 1, "meta")
+        m = config.model
+        counter = FlopCounterMode(display=False)
+        with counter:
+            forward(torch.zeros(1, m.image_channels, m.image_size, m.image_size), torch.ones(1))
+    return counter.get_total_flops() / 1e9
+
+
+def measure(recipe: str, kind: str, batch: int, steps: int, device: str) -> dict:
+    """Train `steps` timed steps (after one warm-up) of one model; runs in a subprocess."""
+    model, forward, config = build(recipe, kind, batch, device)
+    m = config.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(batch, m.image_channels, m.image_size, m.image_size, device=device)
     t = torch.randint(0, 1000, (batch,), device=device).float()
@@ -118,21 +136,16 @@ def measure(recipe: str, kind: str, batch: int, steps: int, device: str) -> dict
     result = {
         "params": sum(p.numel() for p in model.parameters()),
         "images_per_s": batch * steps / seconds,
+        "gflops": forward_gflops(recipe, kind),
         "peak_mb": torch.cuda.max_memory_allocated() / 2**20
         if cuda
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if cuda:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        counter = FlopCounterMode(display=False)
-        with counter:
-            step()
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
-        flops_per_image = counter.get_total_flops() / batch
-        if peak:
-            result["mfu"] = result["images_per_s"] * flops_per_image / (peak * 1e12)
+        if peak:  # training = forward + backward = 3x forward FLOPs
+            result["mfu"] = result["images_per_s"] * 3 * result["gflops"] * 1e9 / (peak * 1e12)
     return result
 
 
@@ -155,8 +168,9 @@ def main() -> None:
         print("diffusers is not installed: baseline skipped (pip install diffusers)")
         kinds = ["textimg"]
     print(f"device {args.device}, batch {args.batch_size}, {args.steps} timed steps")
-    print("| recipe | model | params (M) | images/s | peak MB | MFU | x diffusers per param |")
-    print("|---|---|---|---|---|---|---|")
+    header = "| recipe | model | params (M) | fwd GFLOP/img | images/s | peak MB | MFU |"
+    print(header + " x diffusers per param |")
+    print("|---|---|---|---|---|---|---|---|")
     for recipe in args.recipes:
         rows = {}
         for kind in kinds:
@@ -174,7 +188,8 @@ def main() -> None:
                 ratio = f"{per_param / (baseline['images_per_s'] / baseline['params']):.2f}"
             mfu = f"{row['mfu']:.1%}" if "mfu" in row else "-"
             print(
-                f"| {recipe} | {kind} | {row['params'] / 1e6:.1f} | {row['images_per_s']:.2f} "
+                f"| {recipe} | {kind} | {row['params'] / 1e6:.1f} | {row['gflops']:.0f} "
+                f"| {row['images_per_s']:.3f} "
                 f"| {row['peak_mb']:.0f} | {mfu} | {ratio} |"
             )
 
