@@ -322,7 +322,10 @@ def resolve_fonts(
     rejected: list[Rejection] = []
     found = dict.fromkeys(entries, 0)
     seen_faces: set[tuple[str, str]] = set()
-    for path in discover_font_files(extra, system=system):
+    paths = discover_font_files(extra, system=system)
+    # Fonts from named folders first, so a face there wins over the same face found elsewhere.
+    paths.sort(key=lambda p: not any(p.resolve().is_relative_to(d) for d in extra))
+    for path in paths:
         result = validate_font(path)
         if isinstance(result, Rejection):
             rejected.append(result)  # every unusable file is reported, listed or not

@@ -117,8 +117,9 @@ class RenderContext:
     corpus: tuple[str, ...] | None
 
     def families(self) -> dict[str, list[FontInfo]]:
+        """Faces by family, sorted, so a seeded pick never depends on font discovery order."""
         grouped: dict[str, list[FontInfo]] = {}
-        for font in self.fonts:
+        for font in sorted(self.fonts, key=lambda f: (f.family, f.style, f.file)):
             grouped.setdefault(font.family, []).append(font)
         return grouped
 
