@@ -175,6 +175,15 @@ def test_bad_options_give_one_clear_line(tmp_path, extra, message):
     assert "Traceback" not in result.output
 
 
+def test_unknown_or_unusable_font_in_the_list_is_refused(tmp_path):
+    listing = tmp_path / "fonts.txt"
+    listing.write_text("DejaVu Sans\n/no/such/Font.ttf\n")
+    base = ["synth", "--n", "4", "--out", str(tmp_path / "x"), "--no-system-fonts"]
+    result = runner.invoke(app, [*base, "--fonts", str(listing)], env={"COLUMNS": "400"})
+    assert result.exit_code == 1 and "/no/such/Font.ttf" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_empty_text_file_and_foreign_corpus_are_refused(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")

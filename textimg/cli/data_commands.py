@@ -180,6 +180,11 @@ def synth(
         if not corpus:
             raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
     catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
+    if font_list is not None and catalog.missing:  # the user named these fonts explicitly
+        raise TextimgError(
+            f"no usable font for --fonts entries: {', '.join(catalog.missing[:5])} "
+            f"(see `textimg fonts --check --fonts {font_list}`)"
+        )
     font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
     config = SynthConfig(
         n=n,
