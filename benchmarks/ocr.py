@@ -161,7 +161,14 @@ def main() -> None:
     parser.add_argument("--upscale", type=int, default=0, help="0 = the engine's automatic choice")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the best counts")
     parser.add_argument("--sweep-upscale", action="store_true", help="measure factors 1-4 instead")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads for both paths (0 = torch default)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     np.random.seed(0)
     sweep_upscale(args) if args.sweep_upscale else throughput(args)
 

@@ -188,7 +188,7 @@ def main() -> None:
                 ratio = f"{per_param / (baseline['images_per_s'] / baseline['params']):.2f}"
             mfu = f"{row['mfu']:.1%}" if "mfu" in row else "-"
             print(
-                f"| {recipe} | {kind} | {row['params'] / 1e6:.1f} | {row['gflops']:.0f} "
+                f"| {recipe} | {kind} | {row['params'] / 1e6:.1f} | {row['gflops']:.3g} "
                 f"| {row['images_per_s']:.3f} "
                 f"| {row['peak_mb']:.0f} | {mfu} | {ratio} |"
             )

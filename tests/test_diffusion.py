@@ -67,3 +67,9 @@ def test_unknown_prediction_is_a_clear_error() -> None:
 
     with pytest.raises(TextimgError, match="prediction"):
         GaussianDiffusion.from_config(dataclasses.replace(DiffusionConfig(), prediction="x0"))
+
+
+def test_one_step_respacing_starts_from_pure_noise() -> None:
+    short = GaussianDiffusion(cosine_betas(1000)).respace(1)
+    assert short.timesteps.tolist() == [999]
+    assert torch.isfinite(short.posterior_log_variance).all()

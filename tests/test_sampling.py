@@ -48,3 +48,18 @@ def test_image_grid_layout() -> None:
     grid = image_grid(images, columns=3)
     assert grid.shape == (4, 9, 1)
     assert grid[0, 3, 0] == 1 and grid[2, 0, 0] == 3 and grid[3, 8, 0] == 0
+
+
+def test_learned_variance_model_samples_with_both_samplers() -> None:
+    model = make_unet(out_channels=6)
+    diffusion = GaussianDiffusion.from_config(DiffusionConfig(learned_variance=True))
+    for sampler in ("ancestral", "ddim"):
+        images = sample(model, diffusion, ["hi"], steps=3, guidance=3.0, seed=1, sampler=sampler)
+        again = sample(model, diffusion, ["hi"], steps=3, guidance=3.0, seed=1, sampler=sampler)
+        assert images.shape == (1, 16, 16, 3) and np.array_equal(images, again)
+
+
+def test_truncated_prompt_is_reported(model) -> None:
+    diffusion = GaussianDiffusion.from_config(DiffusionConfig())
+    with pytest.warns(UserWarning, match="cut to 30 characters"):
+        sample(model, diffusion, ["x" * 40], steps=1, seed=0)

@@ -13,7 +13,7 @@ from textimg.config import DataConfig, DiffusionConfig, ModelConfig, RunConfig, 
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
 from textimg.model import CharTokenizer, build_model
-from textimg.train import learning_rate, parameter_groups, train
+from textimg.train import conditioning_tokens, learning_rate, parameter_groups, train
 
 torch.set_num_threads(1)
 
@@ -143,3 +143,13 @@ def test_no_weight_decay_on_norms_embeddings_and_gains() -> None:
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert not exempt & {id(p) for p in decayed["params"]}
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_text_dropout_swaps_in_the_null_transcript() -> None:
+    tokenizer = CharTokenizer(16)
+    texts = ["abc"] * 1000
+    tokens, truncated = conditioning_tokens(texts, tokenizer, 0.1, torch.Generator().manual_seed(0))
+    null = tokenizer.null_tokens(1, tokens.shape[1])[0]
+    dropped = (tokens == null).all(dim=1)
+    assert 0.07 < dropped.float().mean() < 0.13 and truncated == 0
+    assert (tokens[~dropped] == tokenizer.encode_batch(["abc"], pad_to=3).tokens[0]).all()

@@ -108,3 +108,12 @@ def test_every_recipe_loads_and_finetune_extends_base() -> None:
     assert finetune.data.weights == (0.3, 0.7) and finetune.train.lr < base.train.lr
     with pytest.raises(TextimgError, match="does not exist"):
         load_recipe("missing.toml")
+
+
+def test_export_loads_with_the_safetensors_library(run: Path, tmp_path: Path) -> None:
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    runner.invoke(app, ["export", str(run / "checkpoint.pt"), "--out", str(tmp_path)])
+    loaded = safetensors_torch.load_file(tmp_path / "model.safetensors")
+    ema = torch.load(run / "checkpoint.pt", weights_only=True)["ema"]
+    assert loaded.keys() == ema.keys()
+    assert all(torch.equal(loaded[name], ema[name]) for name in ema)

@@ -115,9 +115,8 @@ class GaussianDiffusion:
         self.sqrt_one_minus_alphas_cumprod = (1 - self.alphas_cumprod).sqrt()
         # Posterior q(x_{t-1} | x_t, x_0); its variance at t=0 is 0, so the log uses step 1's.
         self.posterior_variance = self.betas * (1 - previous) / (1 - self.alphas_cumprod)
-        self.posterior_log_variance = torch.log(
-            torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]])
-        )
+        first = self.posterior_variance[1:2] if self.num_steps > 1 else self.betas[:1]
+        self.posterior_log_variance = torch.log(torch.cat([first, self.posterior_variance[1:]]))
         self.posterior_mean_x0 = self.betas * previous.sqrt() / (1 - self.alphas_cumprod)
         self.posterior_mean_xt = (1 - previous) * alphas.sqrt() / (1 - self.alphas_cumprod)
 
@@ -140,7 +139,11 @@ class GaussianDiffusion:
             raise TextimgError(
                 f"sampling steps must be between 1 and {self.num_steps}, got {count}"
             )
-        keep = torch.linspace(0, self.num_steps - 1, count).round().long().unique()
+        # Sampling must start at the noisiest step, so it is always kept (and step 0 too when
+        # there are two or more steps).
+        last = self.num_steps - 1
+        grid = torch.linspace(0, last, count) if count > 1 else torch.tensor([float(last)])
+        keep = grid.round().long().unique()
         alphas_cumprod = self.alphas_cumprod[keep]
         previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
         return GaussianDiffusion(

@@ -46,26 +46,61 @@ class Item:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def read_prompts(path: Path) -> dict[str, str]:
-    """`{"key": ..., "text": ...}` lines (test_split.jsonl from `textimg pack`) as key -> text."""
+@dataclass(frozen=True)
+class PromptLine:
+    """One line of a prompts file: its key and text, or why it could not be used (`error`)."""
+
+    number: int
+    key: str
+    text: str | None
+    error: str = ""
+
+
+def parse_prompt_lines(path: Path) -> list[PromptLine]:
+    """Every non-blank `{"key": ..., "text": ...}` line of `path`, bad ones carrying an `error`.
+
+    Lenient so that `eval` can turn a bad line into a row instead of stopping a long run; a bad
+    line's key is `line-N`. A key must be usable as a file name, and keys must be unique.
+    """
     if not path.is_file():
         raise TextimgError(f"prompts file {path} does not exist")
-    prompts: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
+    lines: list[PromptLine] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
-                prompts[str(row["key"])] = str(row.get("text") or "")
+                row = json.loads(raw)
+                key, text = str(row["key"]), str(row.get("text") or "")
             except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise TextimgError(
-                    f"{path}:{number}: not a {{key, text}} JSON line ({error})"
-                ) from None
+                reason = f"not a {{key, text}} JSON line ({type(error).__name__}: {error})"
+                lines.append(PromptLine(number, f"line-{number}", None, reason))
+                continue
+            if not key or key.startswith(".") or "/" in key or "\\" in key:
+                error = f"key {key!r} is not usable as a file name"
+                lines.append(PromptLine(number, f"line-{number}", text, error))
+            elif key in seen:
+                lines.append(PromptLine(number, f"line-{number}", text, f"duplicate key {key!r}"))
+            else:
+                seen.add(key)
+                lines.append(PromptLine(number, key, text))
+    return lines
+
+
+def read_prompts(path: Path) -> dict[str, str]:
+    """Key -> text of a prompts file (test_split.jsonl from `textimg pack`); strict: any bad
+    line is an error, because `score` pairs files by key and a lost key would go unnoticed."""
+    prompts: dict[str, str] = {}
+    for line in parse_prompt_lines(path):
+        if line.error:
+            raise TextimgError(f"{path}:{line.number}: {line.error}")
+        prompts[line.key] = line.text or ""
     return prompts
 
 
-def _decode(data: bytes | Path) -> Image.Image:
+def decode_image(data: bytes | Path) -> Image.Image:
+    """An image file or its bytes as RGB, fully loaded (so the file can be closed or replaced)."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(source) as image:
         image.load()
@@ -74,7 +109,7 @@ def _decode(data: bytes | Path) -> Image.Image:
 
 def _loaded(item: Item, data: bytes | Path) -> Item:
     try:
-        item.image = _decode(data)
+        item.image = decode_image(data)
     except Exception as error:  # PIL raises many types for bad files; any of them is "unreadable"
         item.status, item.error = "unreadable_image", f"{type(error).__name__}: {error}"
         return item
@@ -297,15 +332,15 @@ def write_results(
 
     out.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(list(rows))
-    _atomic(out / "results.csv", lambda path: frame.to_csv(path, index=False))
-    _atomic(out / "results.parquet", lambda path: frame.to_parquet(path, index=False))
+    write_atomic(out / "results.csv", lambda path: frame.to_csv(path, index=False))
+    write_atomic(out / "results.parquet", lambda path: frame.to_parquet(path, index=False))
     text = json.dumps(summary, indent=2, ensure_ascii=False)
-    _atomic(out / "summary.json", lambda path: Path(path).write_text(text, encoding="utf-8"))
+    write_atomic(out / "summary.json", lambda path: Path(path).write_text(text, encoding="utf-8"))
     report = render_report(rows, thumbnails, summary)
-    _atomic(out / "report.html", lambda path: Path(path).write_text(report, encoding="utf-8"))
+    write_atomic(out / "report.html", lambda path: Path(path).write_text(report, encoding="utf-8"))
 
 
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
+def write_atomic(path: Path, write: Callable[[str], object]) -> None:
     """Write to a temp name and rename, so a killed run never leaves a half file."""
     temporary = f"{path}.tmp"
     write(temporary)
@@ -365,5 +400,5 @@ def transcribe(
             progress(len(chunk))
     out.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(line + "\n" for line in lines)
-    _atomic(out, lambda path: Path(path).write_text(body, encoding="utf-8"))
+    write_atomic(out, lambda path: Path(path).write_text(body, encoding="utf-8"))
     return counts

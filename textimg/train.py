@@ -68,6 +68,18 @@ def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:
     return random.Random(f"{seed}-{step}-{rank}-{micro}").getrandbits(63)
 
 
+def conditioning_tokens(
+    texts: list[str], tokenizer: CharTokenizer, dropout: float, generator: torch.Generator
+) -> tuple[torch.Tensor, int]:
+    """Tokens with a `dropout` share of null transcripts (classifier-free guidance training),
+    and how many texts were truncated. The transcript is swapped, never skipped, so every
+    parameter takes part in every step (DDP needs that)."""
+    encoded = tokenizer.encode_batch(texts, pad_to=3)
+    drop = torch.rand(len(texts), generator=generator) < dropout
+    null = tokenizer.null_tokens(len(texts), encoded.tokens.shape[1])
+    return torch.where(drop[:, None], null, encoded.tokens), len(encoded.truncated)
+
+
 def write_loss_plot(metrics_path: Path, out: Path) -> None:
     """`loss.png`: loss against step from `metrics.jsonl`."""
     import matplotlib
@@ -233,14 +245,11 @@ def train(
                 generator = torch.Generator().manual_seed(seed)
                 torch.manual_seed(seed)  # network dropout
                 x0 = batch["image"].to(device, non_blocking=True)
-                encoded = tokenizer.encode_batch(batch["text"], pad_to=3)
-                truncated += len(encoded.truncated)
-                drop = (
-                    torch.rand(len(batch["text"]), generator=generator)
-                    < config.diffusion.text_dropout
+                tokens, cut = conditioning_tokens(
+                    batch["text"], tokenizer, config.diffusion.text_dropout, generator
                 )
-                null = tokenizer.null_tokens(len(batch["text"]), encoded.tokens.shape[1])
-                tokens = torch.where(drop[:, None], null, encoded.tokens).to(device)
+                tokens = tokens.to(device)
+                truncated += cut
                 t = diffusion.sample_timesteps(x0.shape[0], generator, device)
                 noise = torch.randn(x0.shape, generator=generator).to(device)
                 last = micro == cfg.grad_accum - 1

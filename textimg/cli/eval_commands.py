@@ -1,4 +1,5 @@
-"""`textimg score`, `textimg transcribe`: parse options, build the OCR engine, call the library."""
+"""`textimg score`, `textimg transcribe`, `textimg eval`: parse options, build the OCR engines,
+call the library (`scoring`, `evaluate`)."""
 
 from __future__ import annotations
 
@@ -144,3 +145,120 @@ def transcribe(
     )
     counts = run_transcribe(images_dir, out, ocr)
     Console().print(f"wrote {counts['written']} transcripts to {out}; {counts}")
+
+
+@app.command(name="eval")
+def eval_command(
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Checkpoints written by textimg train; several give one table.", show_default=False
+        ),
+    ],
+    prompts: Annotated[
+        Path,
+        typer.Option(
+            help="JSONL of {key, text}, e.g. test_split.jsonl from textimg pack.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder: one subfolder per checkpoint, compare.csv.",
+            show_default=False,
+        ),
+    ],
+    samples: Annotated[int, typer.Option(min=1, help="Images per prompt (K).")] = 4,
+    steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same images.")] = 0,
+    sampler: Annotated[str, typer.Option(help="ddim (deterministic) or ancestral.")] = "ddim",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N prompts.", show_default=False)
+    ] = None,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Also score the post's OCR rejection sampling.")
+    ] = False,
+    keep_only_if_above: Annotated[
+        float, typer.Option(help="Rerank: if any sample reaches this trigram, keep only those.")
+    ] = 0.95,
+    delete_under: Annotated[
+        float, typer.Option(help="Rerank: otherwise drop samples under this trigram.")
+    ] = 0.1,
+    continue_if_all_pruned: Annotated[
+        bool, typer.Option(help="Rerank: keep all samples when none survives pruning.")
+    ] = True,
+    select_engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Rerank: OCR engine that selects (default: --engine); the other "
+            "engine then scores the pick.",
+            show_default=False,
+        ),
+    ] = None,
+    sr: Annotated[
+        Path | None,
+        typer.Option(
+            "--sr", help="Super-resolution checkpoint (not available yet).", show_default=False
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu or cuda (default: this rank's GPU when available).", show_default=False
+        ),
+    ] = None,
+    engine: Engine = "easyocr",
+    upscale: Upscale = 0,
+    min_confidence: MinConfidence = 0.0,
+    corner_margin: CornerMargin = 0.0,
+    batch_size: BatchSize = 16,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+) -> None:
+    """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
+    import os
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from textimg.evaluate import EvalSettings, SamplingSettings, check_inputs, evaluate, upsampler
+    from textimg.rerank import PruneSettings
+
+    upsampler(sr)
+    check_inputs(checkpoints, prompts)
+    settings = EvalSettings(
+        sampling=SamplingSettings(samples, steps, guidance, seed, sampler),
+        limit=limit,
+        rerank=rerank,
+        prune=PruneSettings(keep_only_if_above, delete_under, continue_if_all_pruned),
+        device=device
+        or (f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"),
+    )
+    ocr_options = (upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache)
+    ocr = build_engine(engine, *ocr_options)
+    select = None
+    if rerank and select_engine not in (None, engine):
+        select = build_engine(select_engine, *ocr_options)
+    table = evaluate(checkpoints, prompts, out, ocr, settings, select)
+    if not table:
+        return  # a torchrun rank other than 0: rank 0 prints
+    view = Table("checkpoint", "trigram", "best of K", *(["rerank"] if rerank else []),
+                 "cer", "exact share", "prompts", "failed")  # fmt: skip
+    for row in table:
+        cells = [row["trigram"], row["best_of_k_trigram"]]
+        cells += [row["rerank_trigram"]] if rerank else []
+        cells += [row["cer"], row["exact_share"]]
+        view.add_row(row["checkpoint"], *(_cell(v) for v in cells), str(row["prompts"]),
+                     str(row["failed"]))  # fmt: skip
+    console = Console()
+    console.print(view)
+    console.print(f"wrote {out / 'compare.csv'} and one folder per checkpoint under {out}")
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"

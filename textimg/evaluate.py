@@ -1,0 +1,420 @@
+"""`eval`: sample K images per prompt from checkpoints, score them by OCR, rerank as the post did.
+
+For each checkpoint: sample `samples` images per prompt (`DIR/<name>/<key>_<k>.png`), OCR and
+score them through `scoring` (so rows, statuses, summary and report are those of `score`, plus
+best-of-K), and with `rerank` run the post's rejection sampling (nostalgebraist.md §2, through
+`textimg.rerank`) over the same K samples, so its score sits beside plain sampling on the same
+prompts. Several checkpoints give one side-by-side table, `DIR/compare.csv`.
+
+Every image is a pure function of (checkpoint, prompt, k, sampling settings): the K samples of a
+prompt come from one `sample` call seeded by (seed, key), so they do not depend on which other
+prompts run, on `--limit`, or on how torchrun splits the prompts. That is what lets a restarted
+run keep every PNG whose embedded metadata matches, and the OCR cache does the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+from textimg.errors import TextimgError
+from textimg.ocr import OcrEngine
+from textimg.rerank import PruneSettings, rerank
+from textimg.scoring import (
+    Item,
+    PromptLine,
+    decode_image,
+    parse_prompt_lines,
+    score_items,
+    summarize,
+    write_atomic,
+    write_results,
+)
+
+METADATA_KEY = "textimg-sample"
+"""PNG text chunk holding what generated the image; a restart keeps the PNG only if it matches."""
+
+COMPARE_METRICS = ("trigram", "trigram_ci", "cer", "exact")
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How images are drawn; all of it goes into each PNG's metadata and into summary.json."""
+
+    samples: int = 4
+    steps: int = 50
+    guidance: float = 3.0
+    seed: int = 0
+    sampler: str = "ddim"
+
+    def __post_init__(self) -> None:
+        from textimg.sampling import SAMPLERS
+
+        if self.samples < 1 or self.steps < 1:
+            raise TextimgError("--samples and --steps must be at least 1")
+        if self.sampler not in SAMPLERS:
+            raise TextimgError(
+                f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
+            )
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything `evaluate` needs besides checkpoints, prompts and OCR engines."""
+
+    sampling: SamplingSettings = SamplingSettings()
+    limit: int | None = None
+    rerank: bool = False
+    prune: PruneSettings = PruneSettings()
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place under torchrun (`RANK`, `WORLD_SIZE`); rank 0 of 1 otherwise."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_environment(cls) -> Distributed:
+        """Read torchrun's variables; a plain process is rank 0 of 1."""
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def upsampler(sr_checkpoint: Path | None) -> None:
+    """The hook for the post's steps 4-5 (128->256 super-resolution of the survivors).
+
+    `textimg.checkpoint` cannot build a super-resolution model yet, so asking for one is a clear
+    error before any sampling starts. Once it can, this returns a `rerank.Upsample` callable.
+    """
+    if sr_checkpoint is not None:
+        raise TextimgError(
+            f"--sr {sr_checkpoint}: super-resolution models are not available yet "
+            "(the SR issue has not landed); run without --sr to keep the best base sample"
+        )
+
+
+def split_for_rank(lines: Sequence[PromptLine], place: Distributed) -> list[PromptLine]:
+    """Every `world_size`-th prompt starting at `rank`: shares differ by at most one prompt."""
+    return list(lines[place.rank :: place.world_size])
+
+
+def merge_rank_results(
+    parts: Sequence[tuple[list[dict[str, Any]], dict[str, str]]], order: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows and thumbnails of all ranks as one run would have written them: in prompt order."""
+    position = {key: index for index, key in enumerate(order)}
+    rows = [row for part_rows, _ in parts for row in part_rows]
+    rows.sort(key=lambda row: (position.get(row["key"], len(position)), row.get("sample", 0)))
+    thumbnails = {
+        name: uri for _, part_thumbnails in parts for name, uri in part_thumbnails.items()
+    }
+    return rows, thumbnails
+
+
+def checkpoint_names(paths: Sequence[Path]) -> list[str]:
+    """Short distinct folder names: `out/tiny/checkpoint.pt` -> `tiny`, else the file stem;
+    more parent folders are joined in (`a-tiny`, `b-tiny`) until every name differs."""
+    parts = [
+        [*p.resolve().parent.parts[1:], *([] if p.stem == "checkpoint" else [p.stem])]
+        for p in paths
+    ]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["-".join(p[-depth:]) or "checkpoint" for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{index}-{name}" for index, name in enumerate(names)]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of the checkpoint file: samples are reused only for the very same weights."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def prompt_seed(seed: int, key: str) -> int:
+    """A 63-bit seed for one prompt's K samples from the run seed and the key alone."""
+    return random.Random(f"{seed}-{key}").getrandbits(63)
+
+
+def _metadata(checkpoint: str, prompt: str, k: int, sampling: SamplingSettings) -> str:
+    return json.dumps(
+        {"checkpoint": checkpoint, "prompt": prompt, "k": k, **dataclasses.asdict(sampling)},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+
+
+def _reusable(path: Path, metadata: str) -> Image.Image | None:
+    """The finished sample at `path` if its embedded metadata matches, else None."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.text.get(METADATA_KEY) == metadata:
+                return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError):  # absent, half-written or foreign file
+        pass
+    return None
+
+
+def _save_sample(array: Any, path: Path, metadata: str) -> Image.Image:
+    """Write one sample as PNG with its metadata (temp name + rename, so a kill leaves none)."""
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(METADATA_KEY, metadata)
+    write_atomic(path, lambda temporary: image.save(temporary, format="PNG", pnginfo=info))
+    return image.convert("RGB")
+
+
+class CheckpointSampler:
+    """Draws (or reuses) the K samples of each prompt of one checkpoint; loads it only if needed."""
+
+    def __init__(self, path: Path, folder: Path, settings: EvalSettings) -> None:
+        from textimg.checkpoint import read_checkpoint
+
+        self.path, self.folder, self.settings = path, folder, settings
+        self.digest = file_digest(path)
+        config = read_checkpoint(path)["config"]
+        self.max_characters = int(config["model"]["context_length"]) - 2
+        self._model: tuple[Any, Any] | None = None
+
+    def items(self, line: PromptLine) -> list[Item]:
+        """K scoring items for one prompt line, or one item whose status says why there are none."""
+        if line.error:
+            return [Item(line.key, line.text, "", status="bad_prompt_line", error=line.error)]
+        text = line.text or ""
+        prompt = text[: self.max_characters]
+        extra = {"truncated": len(text) > len(prompt), "prompt_chars": len(text)}
+        k_total = self.settings.sampling.samples
+        paths = [self.folder / f"{line.key}_{k}.png" for k in range(k_total)]
+        metadata = [
+            _metadata(self.digest, prompt, k, self.settings.sampling) for k in range(k_total)
+        ]
+        images = [_reusable(p, m) for p, m in zip(paths, metadata, strict=True)]
+        extra["reused"] = all(image is not None for image in images)
+        if not extra["reused"]:
+            try:
+                images = self._draw(prompt, line.key, paths, metadata)
+            except Exception as error:  # one prompt that breaks the sampler must not end the run
+                failure = f"{type(error).__name__}: {error}"
+                return [
+                    Item(line.key, prompt, p.name, status="sample_error", error=failure,
+                         extra={"sample": k, **extra})
+                    for k, p in enumerate(paths)
+                ]  # fmt: skip
+        status = "ok" if prompt.strip() else "empty_prompt"
+        return [
+            Item(line.key, prompt, p.name, image, status, extra={"sample": k, **extra})
+            for k, (p, image) in enumerate(zip(paths, images, strict=True))
+        ]
+
+    def _draw(
+        self, prompt: str, key: str, paths: Sequence[Path], metadata: Sequence[str]
+    ) -> list[Image.Image]:
+        from textimg.checkpoint import load_checkpoint
+        from textimg.sampling import sample
+
+        if self._model is None:
+            model, diffusion, _ = load_checkpoint(self.path, device=self.settings.device)
+            self._model = (model, diffusion)
+        sampling = self.settings.sampling
+        arrays = sample(
+            *self._model, [prompt] * sampling.samples, steps=sampling.steps,
+            guidance=sampling.guidance, seed=prompt_seed(sampling.seed, key),
+            sampler=sampling.sampler,
+        )  # fmt: skip
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return [
+            _save_sample(array, path, meta)
+            for array, path, meta in zip(arrays, paths, metadata, strict=True)
+        ]
+
+
+def rerank_rows(
+    rows: list[dict[str, Any]], folder: Path, prune: PruneSettings, select: OcrEngine | None
+) -> None:
+    """Mark each prompt's reranked pick (`chosen`) among its scored samples, in place.
+
+    Selection reads with `select` when given (so the report engine can catch a pick that only
+    fools the selector), else reuses the transcripts the rows already hold. Candidates are read
+    back from `folder`, so no run holds all its images in memory.
+    """
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        row["chosen"] = False
+        if row["transcript"] is not None and row["status"] in ("ok", "empty_prompt"):
+            by_key.setdefault(row["key"], []).append(row)
+    for group in by_key.values():
+        candidates = [decode_image(folder / row["image"]) for row in group]
+        known = {id(image): row["transcript"] for image, row in zip(candidates, group, strict=True)}
+
+        def reuse(batch: Sequence[Image.Image], known: dict[int, str] = known) -> list[str]:
+            return [known[id(image)] for image in batch]
+
+        result = rerank(group[0]["prompt"], candidates, select.read if select else reuse,
+                        settings=prune)  # fmt: skip
+        group[result.survivors[result.chosen]]["chosen"] = True
+
+
+def compare_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint's line of the side-by-side table: plain mean, best of K, reranked pick."""
+    row: dict[str, Any] = {"checkpoint": name}
+    for metric in COMPARE_METRICS:
+        row[metric] = summary[metric]["mean"]
+        row[f"best_of_k_{metric}"] = summary.get(f"best_of_k_{metric}", {}).get("mean")
+        if "rerank" in summary:
+            row[f"rerank_{metric}"] = summary["rerank"][metric]["mean"]
+    counts = summary["counts"]
+    row |= {"exact_share": summary["exact_share"], "prompts": counts["prompts"]}
+    row |= {"samples": counts["samples_per_prompt"], "rows": counts["rows"]}
+    row["failed"] = counts["rows"] - counts["scored"]
+    return row
+
+
+def _gather(
+    part: tuple[list[dict[str, Any]], dict[str, str]], place: Distributed
+) -> list[tuple[list[dict[str, Any]], dict[str, str]]]:
+    """Every rank's (rows, thumbnails) on rank 0 (others get []): gloo on CPU, NCCL on GPU."""
+    if place.world_size == 1:
+        return [part]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * place.world_size if place.rank == 0 else []
+    dist.gather_object(part, gathered if place.rank == 0 else None, dst=0)
+    return gathered
+
+
+def evaluate_checkpoint(
+    path: Path,
+    name: str,
+    lines: Sequence[PromptLine],
+    out: Path,
+    engine: OcrEngine,
+    settings: EvalSettings,
+    select: OcrEngine | None = None,
+    place: Distributed = Distributed(),
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any] | None:
+    """Sample, score and (optionally) rerank one checkpoint; rank 0 writes `out/name/` and gets
+    the summary, other ranks get None."""
+    folder = out / name
+    sampler = CheckpointSampler(path, folder, settings)
+    mine = split_for_rank(lines, place)
+    items = (item for line in mine for item in sampler.items(line))
+    rows, thumbnails = score_items(items, engine, progress=progress)
+    if settings.rerank:
+        rerank_rows(rows, folder, settings.prune, select)
+    parts = _gather((rows, thumbnails), place)
+    if place.rank != 0:
+        return None
+    rows, thumbnails = merge_rank_results(parts, [line.key for line in lines])
+    summary = summarize(rows)
+    if settings.rerank:
+        summary["rerank"] = summarize([row for row in rows if row["chosen"]])
+        summary["rerank"]["prune"] = dataclasses.asdict(settings.prune)
+        summary["rerank"]["select_ocr"] = (select or engine).describe()
+    summary["ocr"] = engine.describe()
+    summary["checkpoint"] = {"path": str(path), "sha256_16": sampler.digest}
+    summary["sampling"] = dataclasses.asdict(settings.sampling)
+    summary["counts"]["reused_samples"] = sum(bool(row.get("reused")) for row in rows)
+    write_results(folder, rows, thumbnails, summary)
+    return summary
+
+
+def check_inputs(checkpoints: Sequence[Path], prompts: Path) -> None:
+    """Fail before loading OCR or models when a checkpoint or the prompts file is missing."""
+    if not checkpoints:
+        raise TextimgError("give at least one checkpoint")
+    missing = [str(p) for p in checkpoints if not Path(p).is_file()]
+    if missing:
+        raise TextimgError(f"no checkpoint at {', '.join(missing)}")
+    if not Path(prompts).is_file():
+        raise TextimgError(f"prompts file {prompts} does not exist")
+
+
+def evaluate(
+    checkpoints: Sequence[Path],
+    prompts: Path,
+    out: Path,
+    engine: OcrEngine,
+    settings: EvalSettings = EvalSettings(),
+    select: OcrEngine | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every checkpoint on the same prompts; rank 0 writes `out/compare.csv` and gets
+    one compare row per checkpoint (other ranks get []).
+
+    Under torchrun the caller's process group is used, or one is started here (NCCL when CUDA is
+    available, else gloo) and torn down at the end.
+    """
+    check_inputs(checkpoints, prompts)
+    lines = parse_prompt_lines(prompts)[: settings.limit]
+    place = Distributed.from_environment()
+    started = _start_process_group(place)
+    try:
+        table = []
+        for path, name in zip(checkpoints, checkpoint_names(checkpoints), strict=True):
+            summary = evaluate_checkpoint(
+                Path(path), name, lines, out, engine, settings, select, place, progress
+            )
+            if summary is not None:
+                table.append(compare_row(name, summary))
+        if place.rank == 0:
+            import pandas as pd
+
+            frame = pd.DataFrame(table)
+            write_atomic(
+                out / "compare.csv", lambda temporary: frame.to_csv(temporary, index=False)
+            )
+        return table
+    finally:
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _start_process_group(place: Distributed) -> bool:
+    """Join torchrun's process group unless one exists; True if this call started it."""
+    if place.world_size == 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+__all__ = [
+    "CheckpointSampler",
+    "Distributed",
+    "EvalSettings",
+    "SamplingSettings",
+    "check_inputs",
+    "checkpoint_names",
+    "compare_row",
+    "evaluate",
+    "evaluate_checkpoint",
+    "merge_rank_results",
+    "prompt_seed",
+    "rerank_rows",
+    "split_for_rank",
+    "upsampler",
+]
