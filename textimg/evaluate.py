@@ -91,11 +91,12 @@ class Distributed:
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
 
 
-def upsampler(sr_checkpoint: Path | None) -> None:
+def check_super_resolution(sr_checkpoint: Path | None) -> None:
     """The hook for the post's steps 4-5 (128->256 super-resolution of the survivors).
 
     `textimg.checkpoint` cannot build a super-resolution model yet, so asking for one is a clear
-    error before any sampling starts. Once it can, this returns a `rerank.Upsample` callable.
+    error before any sampling starts. Once it can, this becomes the loader of a `rerank.Upsample`
+    callable that `rerank_rows` passes to `rerank.rerank`.
     """
     if sr_checkpoint is not None:
         raise TextimgError(
@@ -416,5 +417,5 @@ __all__ = [
     "prompt_seed",
     "rerank_rows",
     "split_for_rank",
-    "upsampler",
+    "check_super_resolution",
 ]

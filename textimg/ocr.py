@@ -6,11 +6,12 @@ bottom, left to right within a line, lines joined by `\\n`. The original's filte
 confidence threshold and the corner rule (drop a line within 5% of a left/right edge *and* within 5%
 of a top/bottom edge, `image_analysis.py:L205-243`).
 
-Speed on CPU comes from two things the plain `reader.readtext` loop does not do (measured in
-benchmarks/ocr.py): the CRAFT detector runs under bfloat16 autocast where the CPU has native bf16,
-and recognition runs every text crop of every image in width-sorted batches instead of one crop per
-forward pass. Readings are cached on disk by image pixels + engine + settings, so scoring the same
-images twice costs nothing. Tesseract, where installed, sits behind the same interface so that one
+Speed on CPU comes from things the plain `reader.readtext` loop does not do (measured in
+benchmarks/ocr.py): the CRAFT detector runs with its BatchNorms folded into its convolutions and
+under bfloat16 autocast where the CPU has native bf16; recognition runs every text crop of every
+image in width-sorted batches instead of one crop per forward pass, with the BiLSTM on one thread.
+Readings are cached on disk by image pixels + engine + settings, so scoring the same images twice
+costs nothing. Tesseract, where installed, sits behind the same interface so that one
 engine can select and the other report.
 """
 

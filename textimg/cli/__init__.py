@@ -7,7 +7,7 @@ raised anywhere becomes one `Error: ...` line and exit status 1, never a traceba
 
 from textimg.cli import (
     data_commands,  # noqa: F401  (each import registers its module's commands)
-    eval_commands,  # noqa: F401  (registers score, transcribe)
+    eval_commands,  # noqa: F401  (registers score, transcribe, eval)
     pack_commands,  # noqa: F401
     train_commands,  # noqa: F401  (registers train, sample, export)
 )

@@ -226,10 +226,16 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
-    from textimg.evaluate import EvalSettings, SamplingSettings, check_inputs, evaluate, upsampler
+    from textimg.evaluate import (
+        EvalSettings,
+        SamplingSettings,
+        check_inputs,
+        check_super_resolution,
+        evaluate,
+    )
     from textimg.rerank import PruneSettings
 
-    upsampler(sr)
+    check_super_resolution(sr)
     check_inputs(checkpoints, prompts)
     settings = EvalSettings(
         sampling=SamplingSettings(samples, steps, guidance, seed, sampler),
