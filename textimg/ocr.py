@@ -49,6 +49,10 @@ images need enlarging at all (EasyOCR #663, #1078).
 """
 
 
+PIPELINE_REVISION = 2
+"""Bumped whenever textimg's own reading pipeline changes (preprocessing, batching, line
+grouping), so cached transcripts from an older pipeline are never reused."""
+
 @dataclass(frozen=True)
 class OcrSettings:
     """Everything that changes a transcript; it is recorded with every score and keys the cache."""
@@ -208,7 +212,12 @@ class OcrEngine:
         """Engine, version and settings: what summary.json records and what keys the cache."""
         settings = asdict(self.settings)
         settings["precision"] = self.resolved_precision()
-        return {"engine": self.name, "version": self.version, "settings": settings}
+        return {
+            "engine": self.name,
+            "version": self.version,
+            "pipeline": PIPELINE_REVISION,
+            "settings": settings,
+        }
 
     def resolved_precision(self) -> str:
         """The precision actually used; only EasyOCR's detector has a choice."""
