@@ -53,6 +53,7 @@ PIPELINE_REVISION = 2
 """Bumped whenever textimg's own reading pipeline changes (preprocessing, batching, line
 grouping), so cached transcripts from an older pipeline are never reused."""
 
+
 @dataclass(frozen=True)
 class OcrSettings:
     """Everything that changes a transcript; it is recorded with every score and keys the cache."""
