@@ -1,7 +1,7 @@
 """Run configuration: one frozen dataclass per concern, one source of defaults.
 
-A run is described by a `RunConfig` grouping `ModelConfig`, `DiffusionConfig`, `TrainConfig` and
-`DataConfig`. Recipes (`textimg/recipes/*.toml`) set fields by section; a recipe may name another
+A run is described by a `RunConfig` grouping `ModelConfig`, `DiffusionConfig`, `TrainConfig`,
+`DataConfig` and, for the cascade's second stage, `SuperResConfig`. Recipes (`textimg/recipes/*.toml`) set fields by section; a recipe may name another
 with `extends = "base"` and override only what differs. The command line overrides single fields
 as `section.field=value` strings, checked against the field's type, so a typo or a wrong type is
 a clear `TextimgError` instead of a silently ignored setting. `to_dict`/`from_dict` round-trip
@@ -47,6 +47,7 @@ class ModelConfig:
     relative_max_distance: int = 128
     cross_attention_head_channels: int = 32  # the post used 128-channel heads
     weave_ff_mult: int = 2
+    conditioning: str = "weave"  # weave (the post) | glide (text as extra self-attention keys)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,25 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class SuperResConfig:
+    """The super-resolution stage of the cascade (the post's "embiggening"); off for base models.
+
+    With `low_res_size > 0` the network also reads a low-res image, upsampled inside the model and
+    concatenated to the noisy one. Training pairs are made from the high-res data on the fly.
+    """
+
+    low_res_size: int = 0  # side of the low-res input; 0 = a base model
+    upsample: str = "bilinear"  # bilinear (the original) | bicubic (antialiased)
+    downsample: str = "area"  # how training inputs are made: area (the original) | bicubic
+    blur_prob: float = 0.0  # share of training inputs blurred (Gaussian, kernel 5)
+    blur_sigma: tuple[float, ...] = (0.4, 0.6)  # sigma range of that blur (the original's)
+    noise_conditioning: bool = False  # noise the low-res input, tell the model how much
+    noise_max_step: int = 1000  # training: augmentation step drawn from [0, noise_max_step)
+    sample_noise_step: int = 100  # sampling: fixed augmentation step of the low-res input
+    outer_lr_scale: float = 1.0  # lr multiplier of the new outer levels (the sandwich's bread)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs, saved with it."""
 
@@ -107,6 +127,7 @@ class RunConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    super_resolution: SuperResConfig = field(default_factory=SuperResConfig)
 
 
 SECTIONS: dict[str, type] = {
@@ -114,6 +135,7 @@ SECTIONS: dict[str, type] = {
     "diffusion": DiffusionConfig,
     "train": TrainConfig,
     "data": DataConfig,
+    "super_resolution": SuperResConfig,
 }
 
 

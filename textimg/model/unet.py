@@ -2,13 +2,16 @@
 
 ResBlocks take the timestep through scale-shift norm, BigGAN-style ResBlocks resample between
 levels, self-attention runs at the low resolutions, and a weave attention follows every decoder
-block at the text resolutions. The network sees only `(x_t, t, tokens)`; the noise schedule lives
-in `textimg.diffusion`.
+block at the text resolutions. The network sees only `(x_t, t, tokens)`, plus the low-res image
+for a super-resolution model; the noise schedule lives in `textimg.diffusion`.
 
 Blocks keep improved-diffusion's names (`input_blocks.N`, `middle_block`, `output_blocks.N`), so
-the later super-resolution model can be this class with more input channels and one more outer
-level, warm-started by shifting `input_blocks` indices (the post's "sandwich"). A GLIDE-style
-switch would be another layer type reading `Conditioning.text` inside `SelfAttention`.
+the super-resolution model is this class with more input channels and one more outer level,
+warm-started by shifting `input_blocks` indices (the post's "sandwich", `textimg.warm_start`).
+
+`conditioning = "glide"` swaps weave attention for GLIDE's (Nichol et al. 2021, section 2.3)
+coupling: the encoder output is projected into every self-attention layer as extra keys and
+values, at the attention and text resolutions of both encoder and decoder.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textimg.config import ModelConfig
+from textimg.config import ModelConfig, SuperResConfig
+from textimg.errors import TextimgError
 from textimg.model.layers import (
     Conditioning,
     attention,
@@ -27,6 +31,21 @@ from textimg.model.layers import (
 )
 from textimg.model.text_encoder import TextEncoder
 from textimg.model.weave import AxialPositionEmbedding, WeaveAttention
+
+
+CONDITIONINGS = ("weave", "glide")
+UPSAMPLE_MODES = ("bilinear", "bicubic")
+
+
+def upsample_low_res(low_res: torch.Tensor, size: int, config: SuperResConfig) -> torch.Tensor:
+    """The low-res input resized to the output side: bilinear as the original (`up_interp_mode`),
+    or antialiased bicubic, clamped because bicubic overshoots the [-1, 1] data range."""
+    if config.upsample == "bilinear":
+        return F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
+    resized = F.interpolate(
+        low_res, size=(size, size), mode="bicubic", align_corners=False, antialias=True
+    )
+    return resized.clamp(-1, 1)
 
 
 class ResBlock(nn.Module):
@@ -69,20 +88,38 @@ class ResBlock(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Spatial self-attention with `head_channels`-wide heads; zero-initialised output."""
+    """Spatial self-attention with `head_channels`-wide heads; zero-initialised output.
 
-    def __init__(self, channels: int, head_channels: int, groups: int) -> None:
+    Given `text_dim` (GLIDE conditioning), the encoder output is layer-normed and projected to
+    extra keys and values that every pixel attends to alongside the other pixels. Its score
+    matrix is H*W x (H*W + text_len), against weave's text_len x H*W.
+    """
+
+    def __init__(
+        self, channels: int, head_channels: int, groups: int, text_dim: int | None = None
+    ) -> None:
         super().__init__()
         self.heads = max(1, channels // head_channels)
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.text_kv = (
+            nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, 2 * channels))
+            if text_dim
+            else None
+        )
         self.out = zero_module(nn.Conv2d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         batch, channels, height, width = x.shape
         q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)
-        h = attention(q, k, v, self.heads).transpose(1, 2).reshape(batch, channels, height, width)
-        return x + self.out(h)
+        mask = None
+        if self.text_kv is not None:
+            text_k, text_v = self.text_kv(cond.text).chunk(2, dim=-1)
+            k, v = torch.cat([text_k, k], dim=1), torch.cat([text_v, v], dim=1)
+            pixels = torch.ones(batch, height * width, dtype=torch.bool, device=x.device)
+            mask = torch.cat([cond.text_mask, pixels], dim=1)  # pixels keep every row non-empty
+        h = attention(q, k, v, self.heads, mask)
+        return x + self.out(h.transpose(1, 2).reshape(batch, channels, height, width))
 
 
 class Block(nn.ModuleList):
@@ -95,15 +132,46 @@ class Block(nn.ModuleList):
 
 
 class UNet(nn.Module):
-    """Predicts the diffusion target for noisy images `x` (B, C, S, S) at `t` given `tokens`."""
+    """Predicts the diffusion target for noisy images `x` (B, C, S, S) at `t` given `tokens`.
 
-    def __init__(self, config: ModelConfig, out_channels: int) -> None:
+    With `super_resolution.low_res_size` set it also takes `low_res` (B, C, s, s) in [-1, 1] and,
+    with noise conditioning, the augmentation step `low_res_t` it was noised to (a second
+    timestep embedding added to the first, as in Imagen and the author's later cascades).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        out_channels: int,
+        super_resolution: SuperResConfig = SuperResConfig(),
+    ) -> None:
         super().__init__()
+        if config.conditioning not in CONDITIONINGS:
+            raise TextimgError(
+                f"model.conditioning must be one of {', '.join(CONDITIONINGS)}, "
+                f"not {config.conditioning!r}"
+            )
+        if super_resolution.low_res_size and super_resolution.upsample not in UPSAMPLE_MODES:
+            raise TextimgError(
+                f"super_resolution.upsample must be one of {', '.join(UPSAMPLE_MODES)}, "
+                f"not {super_resolution.upsample!r}"
+            )
         self.config = config
+        self.super_resolution = super_resolution
+        glide = config.conditioning == "glide"
         ch = config.model_channels
         groups = config.norm_groups
         emb = 4 * ch
-        self.time_embedding = nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+
+        def time_embedding() -> nn.Sequential:
+            return nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+
+        self.time_embedding = time_embedding()
+        self.low_res_time_embedding = (
+            time_embedding()
+            if super_resolution.low_res_size and super_resolution.noise_conditioning
+            else None
+        )
         self.text_encoder = TextEncoder(
             dim=config.text_dim,
             depth=config.text_depth,
@@ -119,11 +187,16 @@ class UNet(nn.Module):
         def res_block(c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
             return ResBlock(c_in, emb, c_out, groups, config.dropout, resample)
 
+        def self_attention(c: int) -> SelfAttention:
+            return SelfAttention(c, config.head_channels, groups, config.text_dim if glide else None)
+
         def attention_layers(c: int, resolution: int, decoder: bool) -> list[nn.Module]:
             layers: list[nn.Module] = []
-            if resolution in config.attention_resolutions:
-                layers.append(SelfAttention(c, config.head_channels, groups))
-            if decoder and resolution in config.text_resolutions:
+            if resolution in config.attention_resolutions or (
+                glide and resolution in config.text_resolutions
+            ):
+                layers.append(self_attention(c))
+            if decoder and not glide and resolution in config.text_resolutions:
                 if str(resolution) not in self.position_embeddings:
                     self.position_embeddings[str(resolution)] = AxialPositionEmbedding(
                         2 * c, resolution
@@ -140,7 +213,9 @@ class UNet(nn.Module):
             return layers
 
         resolution = config.image_size
-        input_conv = _IgnoreConditioning(nn.Conv2d(config.image_channels, ch, 3, padding=1))
+        # A super-resolution model sees the noisy image and the upsampled low-res one, stacked.
+        in_channels = config.image_channels * (2 if super_resolution.low_res_size else 1)
+        input_conv = _IgnoreConditioning(nn.Conv2d(in_channels, ch, 3, padding=1))
         self.input_blocks = nn.ModuleList([Block([input_conv])])
         skip_channels = [ch]
         for level, mult in enumerate(config.channel_mult):
@@ -156,7 +231,7 @@ class UNet(nn.Module):
                 resolution //= 2
 
         self.middle_block = Block(
-            [res_block(ch, ch), SelfAttention(ch, config.head_channels, groups), res_block(ch, ch)]
+            [res_block(ch, ch), self_attention(ch), res_block(ch, ch)]
         )
 
         self.output_blocks = nn.ModuleList()
@@ -176,15 +251,32 @@ class UNet(nn.Module):
             zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
         )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        tokens: torch.Tensor,
+        low_res: torch.Tensor | None = None,
+        low_res_t: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         text, text_mask = self.text_encoder(tokens, t)
+        emb = self.time_embedding(timestep_embedding(t, self.config.model_channels))
+        h = x
+        if self.super_resolution.low_res_size:
+            if low_res is None:
+                raise TextimgError("a super-resolution model needs the low-res image")
+            h = torch.cat([x, upsample_low_res(low_res, x.shape[-1], self.super_resolution)], 1)
+            if self.low_res_time_embedding is not None:
+                if low_res_t is None:
+                    raise TextimgError("a noise-conditioned model needs the low-res noise step")
+                steps = timestep_embedding(low_res_t, self.config.model_channels)
+                emb = emb + self.low_res_time_embedding(steps)
         cond = Conditioning(
-            emb=self.time_embedding(timestep_embedding(t, self.config.model_channels)),
+            emb=emb,
             text=text,
             text_mask=text_mask,
             positions={int(size): table() for size, table in self.position_embeddings.items()},
         )
-        h = x
         skips = []
         for block in self.input_blocks:
             h = block(h, cond)
