@@ -1,11 +1,12 @@
 """Training throughput of textimg's U-Net against a diffusers U-Net of matched size, same run.
 
-For each recipe (default `base64` and `base`), times full training steps (forward, backward,
-AdamW) of textimg's model and of a `diffusers.UNet2DConditionModel` whose width is chosen so its
-parameter count matches, at the same resolution, channels and text length (the diffusers model
-gets random text states of the same length; it has no text encoder of its own, so textimg's
-count includes its encoder). Each model runs in its own subprocess, so peak memory is its own:
-peak RSS on CPU, `torch.cuda.max_memory_allocated` on GPU, where model FLOP utilisation (MFU)
+For each recipe (default `base64` and `base`; `sr` and `tiny-sr` are the super-resolution stage,
+which also reads a zero low-res image of the recipe's `low_res_size`), times full training steps
+(forward, backward, AdamW) of textimg's model and of a `diffusers.UNet2DConditionModel` whose width
+is chosen so its parameter count matches, at the same resolution, channels and text length (the
+diffusers model gets random text states of the same length; it has no text encoder of its own, so
+textimg's count includes its encoder). Each model runs in its own subprocess, so peak memory is its
+own: peak RSS on CPU, `torch.cuda.max_memory_allocated` on GPU, where model FLOP utilisation (MFU)
 is reported too. Target: at least the diffusers model's images/s per parameter.
 
     /work/venv/bin/python benchmarks/train.py --steps 2 --batch-size 2
@@ -49,7 +50,7 @@ def diffusers_model(recipe: str, target_params: int) -> torch.nn.Module:
     def build(width: int) -> torch.nn.Module:
         return UNet2DConditionModel(
             sample_size=m.image_size,
-            in_channels=m.image_channels,
+            in_channels=m.image_channels * (2 if config.super_resolution.low_res_size else 1),
             out_channels=m.image_channels * (2 if d.learned_variance else 1),
             layers_per_block=m.num_res_blocks,
             block_out_channels=tuple(width * k for k in m.channel_mult),
@@ -77,18 +78,24 @@ def build(recipe: str, kind: str, batch: int, device: str):
     torch.manual_seed(0)
     ours, config = textimg_model(recipe)
     m = config.model
+    low = config.super_resolution.low_res_size  # super-resolution recipes also read a low-res image
+    low_res = torch.zeros(batch, m.image_channels, low, low, device=device) if low else None
     if kind == "textimg":
         model = ours
         tokens = torch.randint(5, 100, (batch, TEXT_LENGTH), device=device)
+        inputs = {"low_res": low_res} if low else {}
 
         def forward(x, t):
-            return model(x, t, tokens)
+            return model(x, t, tokens[: len(x)], **{k: v[: len(x)] for k, v in inputs.items()})
     else:
         model = diffusers_model(recipe, sum(p.numel() for p in ours.parameters()))
         text = torch.randn(batch, TEXT_LENGTH, m.text_dim, device=device)
 
         def forward(x, t):
-            return model(x, t, encoder_hidden_states=text).sample
+            if low:  # the same input layout as textimg's SuperResModel-style concatenation
+                upsampled = torch.nn.functional.interpolate(low_res[: len(x)], size=x.shape[-2:])
+                x = torch.cat([x, upsampled], dim=1)
+            return model(x, t, encoder_hidden_states=text[: len(x)]).sample
 
     return model.to(device), forward, config
 

@@ -167,11 +167,13 @@ def test_changed_settings_resample_and_sampler_failure_is_a_status(setup, tmp_pa
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["trigram"]["mean"] is None
 
 
-def test_sr_is_a_clear_error_and_bad_arguments_fail_early(setup, tmp_path) -> None:
+def test_bad_sr_and_bad_arguments_fail_early(setup, tmp_path) -> None:
     checkpoints, prompts = setup
     base = ["eval", str(checkpoints[0]), "--prompts", str(prompts), "--out", str(tmp_path)]
-    result = runner.invoke(app, [*base, "--sr", str(checkpoints[1])])
-    assert result.exit_code == 1 and "not available yet" in result.output
+    result = runner.invoke(app, [*base, "--rerank", "--sr", str(checkpoints[1])])
+    assert result.exit_code == 1 and "not a super-resolution model" in " ".join(
+        result.output.split()
+    )
     result = runner.invoke(app, [*base, "--sampler", "euler"])
     assert result.exit_code == 1 and "sampler must be one of" in result.output
     result = runner.invoke(app, ["eval", str(tmp_path / "none.pt"), *base[2:]])

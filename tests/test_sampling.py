@@ -1,5 +1,7 @@
 """Samplers: determinism under a seed, guidance arithmetic, output format."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -50,8 +52,9 @@ def test_image_grid_layout() -> None:
     assert grid[0, 3, 0] == 1 and grid[2, 0, 0] == 3 and grid[3, 8, 0] == 0
 
 
-def test_learned_variance_model_samples_with_both_samplers() -> None:
-    model = make_unet(out_channels=6)
+@pytest.mark.parametrize("conditioning", ["weave", "glide"])
+def test_learned_variance_model_samples_with_both_samplers(conditioning: str) -> None:
+    model = make_unet(dataclasses.replace(SMALL, conditioning=conditioning), out_channels=6)
     diffusion = GaussianDiffusion.from_config(DiffusionConfig(learned_variance=True))
     for sampler in ("ancestral", "ddim"):
         images = sample(model, diffusion, ["hi"], steps=3, guidance=3.0, seed=1, sampler=sampler)

@@ -78,9 +78,13 @@ def fixed_loss(model: torch.nn.Module, config: RunConfig, images: torch.Tensor) 
         return diffusion.training_losses(model, images, t, tokens, noise)["loss"].mean().item()
 
 
-def test_loss_falls_on_a_tiny_overfit_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("conditioning", ["weave", "glide"])
+def test_loss_falls_on_a_tiny_overfit_batch(tmp_path: Path, conditioning: str) -> None:
     data = make_shards(tmp_path / "data", "synth", shards=1, per_shard=4, texts=["ab"])
     config = micro_config(data, steps=40, batch_size=8, decay_steps=40, checkpoint_every=40)
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, conditioning=conditioning)
+    )
     torch.manual_seed(config.train.seed)
     initial = build_model(config)
     trained = train(config, tmp_path / "run")

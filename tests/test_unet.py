@@ -8,7 +8,7 @@ from torch import nn
 from textimg.config import ModelConfig, RunConfig
 from textimg.model import build_model
 from textimg.model.tokenizer import CharTokenizer
-from textimg.model.unet import UNet
+from textimg.model.unet import SelfAttention, UNet
 from textimg.model.weave import WeaveAttention
 
 SMALL = ModelConfig(
@@ -49,6 +49,23 @@ def test_output_shape_and_learned_variance_channels() -> None:
     t = torch.tensor([3.0, 800.0])
     assert build_model(config)(x, t, tokens("a", "bc")).shape == (2, 3, 16, 16)
     assert build_model(learned)(x, t, tokens("a", "bc")).shape == (2, 6, 16, 16)
+
+
+def test_glide_conditioning_reads_text_in_every_self_attention() -> None:
+    model = make_unet(dataclasses.replace(SMALL, conditioning="glide"))
+    assert not any(isinstance(m, WeaveAttention) for m in model.modules())
+    assert len(model.position_embeddings) == 0
+    attentions = [m for m in model.modules() if isinstance(m, SelfAttention)]
+    # Encoder and decoder blocks at 8 and 16 px (text resolutions) plus the middle block.
+    assert len(attentions) == 2 * SMALL.num_res_blocks + 2 * (SMALL.num_res_blocks + 1) + 1
+    assert all(m.text_kv is not None for m in attentions)
+    for layer in attentions:  # zero-initialised outputs would hide the text at init
+        nn.init.normal_(layer.out.weight, std=0.1)
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([3.0, 800.0])
+    with torch.no_grad():
+        assert not torch.allclose(model(x, t, tokens("ab", "ab")), model(x, t, tokens("ab", "cd")))
+        padded = model(x, t, tokens("ab", "cd", pad_to=12))
+        assert torch.allclose(model(x, t, tokens("ab", "cd")), padded, atol=1e-5)
 
 
 def test_weave_only_in_decoder_at_text_resolutions() -> None:

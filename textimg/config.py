@@ -1,9 +1,10 @@
 """Run configuration: one frozen dataclass per concern, one source of defaults.
 
 A run is described by a `RunConfig` grouping `ModelConfig`, `DiffusionConfig`, `TrainConfig`,
-`DataConfig` and, for the cascade's second stage, `SuperResConfig`. Recipes (`textimg/recipes/*.toml`) set fields by section; a recipe may name another
-with `extends = "base"` and override only what differs. The command line overrides single fields
-as `section.field=value` strings, checked against the field's type, so a typo or a wrong type is
+`DataConfig` and, for the cascade's second stage, `SuperResConfig`. Recipes
+(`textimg/recipes/*.toml`) set fields by section; a recipe may name another with
+`extends = "base"` and override only what differs. The command line overrides single fields as
+`section.field=value` strings, checked against the field's type, so a typo or a wrong type is
 a clear `TextimgError` instead of a silently ignored setting. `to_dict`/`from_dict` round-trip
 the whole config, which is saved as `config.json` in every run directory and inside every
 checkpoint, so a checkpoint rebuilds its model with nothing else.

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -78,12 +79,11 @@ TWO_LINES = Task(
     size=64,
     fonts=("DejaVuSans-Bold.ttf", "Roboto-Bold.ttf", "OpenSans-Bold.ttf", "Lato-Bold.ttf"),
     recipe="cpu-proof-lines",
-    steps=2000,
+    steps=1300,
     train_images=30_000,
     min_font_px=14,
     max_font_px=22,
     max_lines=2,
-    min_contrast=96,
     sample_steps=50,
     upscale=2,
 )
@@ -201,6 +201,7 @@ class ChainResult:
     train_images_per_s: float = 0.0
     parameters: int = 0
     sheet: Path | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)  # scores of kept checkpoints
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +212,7 @@ class ChainResult:
             "train_images_per_s": round(self.train_images_per_s, 1),
             "stages": [dataclasses.asdict(s) for s in self.stages],
             "scores": self.scores,
+            "curve": self.curve,
             "sheet": str(self.sheet) if self.sheet else None,
             "paths": {name: str(path) for name, path in self.paths().items()},
         }
@@ -302,9 +304,14 @@ def run_chain(
     train: bool = True,
     sheet: Path | None = None,
     in_process: bool = False,
+    curve: Sequence[int] = (),
+    curve_prompts: int = 100,
 ) -> ChainResult:
     """Texts, corpus, clean renderings, training, eval with and without guidance, chance and
-    ceiling scores, and a contact sheet, all under `out`. `train=False` reuses `out/run`."""
+    ceiling scores, and a contact sheet, all under `out`. `train=False` reuses `out/run`.
+
+    `curve` lists steps at which to keep a checkpoint; each is scored with the task's last
+    guidance on the first `curve_prompts` held-out prompts (`result.curve`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = ChainResult(task=task, out=out)
@@ -332,14 +339,21 @@ def run_chain(
         _run_textimg(name, args, result, log, threads, in_process)
 
     run_dir = out / "run"
+    checkpoint = run_dir / "checkpoint.pt"
     if train:
         run("synth", "synth", "--out", out / "corpus", "--n", task.train_images,
             "--seed", task.seed, "--text-file", train_file, *render)  # fmt: skip
         sets = [x for o in task.overrides for x in ("--set", o)]
-        run("train", "train", resolve_recipe(task.recipe), "--data", out / "corpus",
-            "--out", run_dir, "--steps", task.steps, "--seed", task.seed, "--device", "cpu",
-            *sets)  # fmt: skip
-    checkpoint = run_dir / "checkpoint.pt"
+        # Training in segments that `--resume` continues exactly, keeping each segment's
+        # checkpoint, gives the learning curve without touching the trainer.
+        ends = sorted({s for s in curve if 0 < s < task.steps} | {task.steps})
+        for index, end in enumerate(ends):
+            resume = ["--resume"] if index else []
+            run(f"train_{end}", "train", resolve_recipe(task.recipe), "--data", out / "corpus",
+                "--out", run_dir, "--steps", end, "--seed", task.seed, "--device", "cpu",
+                *resume, *sets)  # fmt: skip
+            if end != task.steps:
+                shutil.copy2(checkpoint, run_dir / f"checkpoint-{end:06d}.pt")
     _read_train_metrics(result, run_dir)
 
     # The ceiling: the held-out prompts drawn by synth itself, scored against their own text.
@@ -366,6 +380,13 @@ def run_chain(
             scored / "summary.json"
         )
         sheet_folder = summary.parent
+    for kept in sorted(run_dir.glob("checkpoint-*.pt")):
+        step = int(kept.stem.split("-")[1])
+        folder = out / "eval" / "curve" / kept.stem
+        run(f"eval_{kept.stem}", "eval", kept, "--prompts", prompts, "--out", folder,
+            "--samples", 1, "--steps", task.sample_steps, "--guidance", task.guidance[-1],
+            "--seed", task.seed, "--limit", curve_prompts, *ocr)  # fmt: skip
+        result.curve.append({"step": step, **_summary_scores(_find_summary(folder))})
     if sheet_folder is not None:
         result.sheet = write_sample_sheet(sheet_folder, sheet or out / "sheet.png")
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -424,7 +445,8 @@ def format_table(results: Sequence[ChainResult]) -> str:
             exact = scores.get("exact", {}).get("mean")
             ratio = exact / ceiling["mean"] if exact is not None and ceiling.get("mean") else None
             ratio_text = f"{ratio:.2f}" if ratio is not None else "-"
-            lines.append(f"{result.task.name:6s} {condition:44s} {' '.join(cells)} {ratio_text:>10s}")
+            row = f"{result.task.name:6s} {condition:44s} {' '.join(cells)} {ratio_text:>10s}"
+            lines.append(row)
     return "\n".join(lines)
 
 
@@ -467,8 +489,12 @@ def run_demo(
     if task.steps < 100:  # a smoke test: keep warm-up and decay inside the run, sample briefly
         task = dataclasses.replace(
             task,
-            overrides=(f"train.decay_steps={task.steps}", "train.warmup_steps=1",
-                       f"train.checkpoint_every={task.steps}", "train.log_every=1"),  # fmt: skip
+            overrides=(
+                f"train.decay_steps={task.steps}",
+                "train.warmup_steps=1",
+                f"train.checkpoint_every={task.steps}",
+                "train.log_every=1",
+            ),  # fmt: skip
             sample_steps=min(task.sample_steps, 5),
         )
     threads = threads or max(1, min(8, os.cpu_count() or 1))

@@ -5,8 +5,9 @@ betas, epsilon or v prediction (Salimans & Ho 2022), and optionally a learned-ra
 trained with the hybrid loss L_simple + lambda * L_vlb (stop-gradient on the mean in L_vlb).
 `respace` gives the shorter process that the samplers in `textimg.sampling` walk.
 
-The model is any callable `model(x_t, t, tokens) -> output` where `t` holds original timesteps
-(0..T-1, possibly as floats) and `output` has C channels, or 2C with a learned variance.
+The model is any callable `model(x_t, t, tokens, **model_inputs) -> output` where `t` holds
+original timesteps (0..T-1, possibly as floats) and `output` has C channels, or 2C with a
+learned variance.
 """
 
 from __future__ import annotations
@@ -215,10 +216,15 @@ class GaussianDiffusion:
         t: torch.Tensor,
         tokens: torch.Tensor,
         noise: torch.Tensor,
+        model_inputs: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Per-sample losses: `loss` (to minimise), `mse` and, with a learned variance, `vlb`."""
+        """Per-sample losses: `loss` (to minimise), `mse` and, with a learned variance, `vlb`.
+
+        `model_inputs` are passed through to the network as keywords (a super-resolution model's
+        low-res image), like improved-diffusion's `model_kwargs`.
+        """
         x_t = self.q_sample(x0, t, noise)
-        output = model(x_t, self.timesteps.to(t.device)[t].float(), tokens)
+        output = model(x_t, self.timesteps.to(t.device)[t].float(), tokens, **(model_inputs or {}))
         channels = x0.shape[1]
         mse = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2).mean(dim=(1, 2, 3))
         losses = {"mse": mse, "loss": mse}

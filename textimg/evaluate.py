@@ -4,7 +4,9 @@ For each checkpoint: sample `samples` images per prompt (`DIR/<name>/<key>_<k>.p
 score them through `scoring` (so rows, statuses, summary and report are those of `score`, plus
 best-of-K), and with `rerank` run the post's rejection sampling (nostalgebraist.md §2, through
 `textimg.rerank`) over the same K samples, so its score sits beside plain sampling on the same
-prompts. Several checkpoints give one side-by-side table, `DIR/compare.csv`.
+prompts; with a super-resolution checkpoint the survivors are upsampled (the cascade) and the
+rerank score is that of the upsampled pick. Several checkpoints give one side-by-side table,
+`DIR/compare.csv`.
 
 Every image is a pure function of (checkpoint, prompt, k, sampling settings): the K samples of a
 prompt come from one `sample` call seeded by (seed, key), so they do not depend on which other
@@ -21,14 +23,16 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from textimg import metrics
 from textimg.errors import TextimgError
 from textimg.ocr import OcrEngine
-from textimg.rerank import PruneSettings, rerank
+from textimg.rerank import PruneSettings, rerank, tile
 from textimg.scoring import (
     Item,
     PromptLine,
@@ -76,6 +80,10 @@ class EvalSettings:
     rerank: bool = False
     prune: PruneSettings = PruneSettings()
     device: str = "cpu"
+    super_resolution: Path | None = None  # upsamples the rerank survivors (the post's step 4)
+    sr_count: int | None = None  # super-resolution slots per prompt; default K
+    sr_steps: int | None = None  # default: sampling.steps
+    sr_guidance: float = 1.0  # the original upsampled without guidance
 
 
 @dataclass(frozen=True)
@@ -91,18 +99,60 @@ class Distributed:
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
 
 
-def check_super_resolution(sr_checkpoint: Path | None) -> None:
-    """The hook for the post's steps 4-5 (128->256 super-resolution of the survivors).
+def check_super_resolution(
+    sr_checkpoint: Path | None, checkpoints: Sequence[Path], rerank: bool
+) -> None:
+    """Fail before any sampling when `--sr` cannot run the post's steps 4-6 on these bases."""
+    if sr_checkpoint is None:
+        return
+    from textimg.checkpoint import read_checkpoint
+    from textimg.config import from_dict
+    from textimg.super_resolution import check_cascade
 
-    `textimg.checkpoint` cannot build a super-resolution model yet, so asking for one is a clear
-    error before any sampling starts. Once it can, this becomes the loader of a `rerank.Upsample`
-    callable that `rerank_rows` passes to `rerank.rerank`.
-    """
-    if sr_checkpoint is not None:
+    if not rerank:
         raise TextimgError(
-            f"--sr {sr_checkpoint}: super-resolution models are not available yet "
-            "(the SR issue has not landed); run without --sr to keep the best base sample"
+            "--sr upsamples the reranked survivors (the post's steps 4-6): add --rerank"
         )
+    upsampler = from_dict(read_checkpoint(sr_checkpoint)["config"])
+    for path in checkpoints:
+        try:
+            check_cascade(from_dict(read_checkpoint(path)["config"]), upsampler)
+        except TextimgError as error:
+            raise TextimgError(f"--sr {sr_checkpoint} with {path}: {error}") from None
+
+
+class SuperResolution:
+    """A `rerank.Upsample` from a super-resolution checkpoint: the cascade's second stage.
+
+    Each call is seeded by the prompt, so the upsampled candidates of a prompt do not depend on
+    which other prompts run.
+    """
+
+    def __init__(self, settings: EvalSettings) -> None:
+        from textimg.checkpoint import load_checkpoint
+
+        assert settings.super_resolution is not None
+        self.settings = settings
+        self.model, self.diffusion, config = load_checkpoint(
+            settings.super_resolution, device=settings.device
+        )
+        self.mode = "L" if config.model.image_channels == 1 else "RGB"
+
+    def __call__(self, images: Sequence[Image.Image], prompt: str) -> list[Image.Image]:
+        import numpy as np
+
+        from textimg.sampling import sample
+
+        arrays = np.stack([np.asarray(image.convert(self.mode)) for image in images])
+        if arrays.ndim == 3:
+            arrays = arrays[..., None]
+        sampling = self.settings.sampling
+        upsampled = sample(
+            self.model, self.diffusion, [prompt] * len(images),
+            steps=self.settings.sr_steps or sampling.steps, guidance=self.settings.sr_guidance,
+            seed=prompt_seed(sampling.seed, prompt), sampler=sampling.sampler, low_res=arrays,
+        )  # fmt: skip
+        return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in upsampled]
 
 
 def split_for_rank(lines: Sequence[PromptLine], place: Distributed) -> list[PromptLine]:
@@ -245,13 +295,23 @@ class CheckpointSampler:
 
 
 def rerank_rows(
-    rows: list[dict[str, Any]], folder: Path, prune: PruneSettings, select: OcrEngine | None
+    rows: list[dict[str, Any]],
+    folder: Path,
+    prune: PruneSettings,
+    select: OcrEngine | None,
+    upsample: SuperResolution | None = None,
+    engine: OcrEngine | None = None,
+    sr_count: int | None = None,
 ) -> None:
     """Mark each prompt's reranked pick (`chosen`) among its scored samples, in place.
 
     Selection reads with `select` when given (so the report engine can catch a pick that only
     fools the selector), else reuses the transcripts the rows already hold. Candidates are read
     back from `folder`, so no run holds all its images in memory.
+
+    With `upsample` the survivors are tiled to `sr_count` slots, upsampled, read again, and the
+    best upsampled image is saved as `KEY_sr.png`; the chosen base row (the pick's source) gets
+    its transcript and metrics, read by the report `engine`, in `sr_*` columns.
     """
     by_key: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -265,9 +325,34 @@ def rerank_rows(
         def reuse(batch: Sequence[Image.Image], known: dict[int, str] = known) -> list[str]:
             return [known[id(image)] for image in batch]
 
-        result = rerank(group[0]["prompt"], candidates, select.read if select else reuse,
-                        settings=prune)  # fmt: skip
-        group[result.survivors[result.chosen]]["chosen"] = True
+        read = select.read if select else reuse
+        if upsample is None:
+            result = rerank(group[0]["prompt"], candidates, read, settings=prune)
+            group[result.survivors[result.chosen]]["chosen"] = True
+            continue
+        assert engine is not None, "an upsampled pick is scored by the report engine"
+        prompt = group[0]["prompt"]
+        count = sr_count or len(candidates)
+        result = rerank(prompt, candidates, read, upsample, count, prune,
+                        final_read=(select or engine).read)  # fmt: skip
+        source = group[tile(result.survivors, count)[result.chosen]]
+        source["chosen"] = True
+        name = f"{source['key']}_sr.png"
+        write_atomic(folder / name, partial(result.image.save, format="PNG"))
+        transcript = engine.read([result.image])[0]
+        source |= {"sr_image": name, "sr_transcript": transcript}
+        source |= {f"sr_{metric}": value for metric, value in
+                   metrics.score_pair(prompt, transcript).items()}  # fmt: skip
+
+
+def upsampled_picks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chosen rows as their upsampled picks, so `summarize` scores what the cascade made."""
+    picks = []
+    for row in rows:
+        if row.get("chosen"):
+            pick = {**row, "image": row["sr_image"], "transcript": row["sr_transcript"]}
+            picks.append(pick | {m: row[f"sr_{m}"] for m in metrics.METRICS})
+    return picks
 
 
 def compare_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -317,14 +402,26 @@ def evaluate_checkpoint(
     items = (item for line in mine for item in sampler.items(line))
     rows, thumbnails = score_items(items, engine, progress=progress)
     if settings.rerank:
-        rerank_rows(rows, folder, settings.prune, select)
+        upsample = SuperResolution(settings) if settings.super_resolution else None
+        rerank_rows(rows, folder, settings.prune, select, upsample, engine, settings.sr_count)
     parts = _gather((rows, thumbnails), place)
     if place.rank != 0:
         return None
     rows, thumbnails = merge_rank_results(parts, [line.key for line in lines])
     summary = summarize(rows)
     if settings.rerank:
-        summary["rerank"] = summarize([row for row in rows if row["chosen"]])
+        picks = [row for row in rows if row["chosen"]]
+        if settings.super_resolution:
+            picks = upsampled_picks(picks)
+        summary["rerank"] = summarize(picks)
+        if settings.super_resolution:
+            summary["rerank"]["super_resolution"] = {
+                "path": str(settings.super_resolution),
+                "sha256_16": file_digest(settings.super_resolution),
+                "count": settings.sr_count or settings.sampling.samples,
+                "steps": settings.sr_steps or settings.sampling.steps,
+                "guidance": settings.sr_guidance,
+            }
         summary["rerank"]["prune"] = dataclasses.asdict(settings.prune)
         summary["rerank"]["select_ocr"] = (select or engine).describe()
     summary["ocr"] = engine.describe()
@@ -418,4 +515,6 @@ __all__ = [
     "rerank_rows",
     "split_for_rank",
     "check_super_resolution",
+    "SuperResolution",
+    "upsampled_picks",
 ]

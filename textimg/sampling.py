@@ -26,22 +26,31 @@ from torch import nn
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
 from textimg.model.tokenizer import CharTokenizer
+from textimg.super_resolution import sampling_inputs
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def guided_denoiser(
-    model: nn.Module, tokens: torch.Tensor, null_tokens: torch.Tensor, scale: float
+    model: nn.Module,
+    tokens: torch.Tensor,
+    null_tokens: torch.Tensor,
+    scale: float,
+    model_inputs: dict[str, torch.Tensor] | None = None,
 ) -> Denoiser:
     """Classifier-free guidance (Ho & Salimans 2022): out = uncond + scale * (cond - uncond).
 
     scale 1 is the conditional model, 0 the unconditional one. Only the prediction channels are
     mixed; a learned variance comes from the conditional branch (GLIDE). Both branches run as
-    one batch.
+    one batch, and both see the same `model_inputs` (a super-resolution model's low-res image:
+    only the transcript is dropped, as in the original).
     """
+    doubled = {name: torch.cat([value, value]) for name, value in (model_inputs or {}).items()}
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        output = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, null_tokens]))
+        output = model(
+            torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, null_tokens]), **doubled
+        )
         cond, uncond = output.float().chunk(2)
         channels = x.shape[1]
         mixed = uncond[:, :channels] + scale * (cond[:, :channels] - uncond[:, :channels])
@@ -124,10 +133,13 @@ def sample(
     guidance: float = 3.0,
     seed: int = 0,
     sampler: str = "ddim",
+    low_res: np.ndarray | None = None,
 ) -> np.ndarray:
     """Images for `prompts` as uint8 (N, H, W, C); a pure function of the arguments and weights.
 
-    Prompts longer than the model's context are truncated with a warning.
+    A super-resolution model also needs `low_res`, one uint8 (s, s, C) image per prompt (a base
+    model's output): that is the cascade's second stage. Prompts longer than the model's context
+    are truncated with a warning.
     """
     if sampler not in SAMPLERS:
         raise TextimgError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
@@ -147,10 +159,22 @@ def sample(
     generator = torch.Generator().manual_seed(seed)
     shape = (len(prompts), config.image_channels, config.image_size, config.image_size)
     noise = torch.randn(shape, generator=generator).to(device)
+    super_resolution = model.super_resolution
+    if bool(super_resolution.low_res_size) != (low_res is not None):
+        raise TextimgError(
+            "a super-resolution model needs low-res images and a base model takes none"
+        )
+    model_inputs = {}
+    if low_res is not None:
+        if len(low_res) != len(prompts):
+            raise TextimgError(f"{len(low_res)} low-res images for {len(prompts)} prompts")
+        model_inputs = sampling_inputs(
+            super_resolution, low_res, config.image_channels, diffusion, generator, device
+        )
     was_training = model.training
     model.eval()
     try:
-        denoise = guided_denoiser(model, tokens, null_tokens, guidance)
+        denoise = guided_denoiser(model, tokens, null_tokens, guidance, model_inputs)
         images = SAMPLERS[sampler](denoise, diffusion.respace(steps), noise, generator)
     finally:
         model.train(was_training)

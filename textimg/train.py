@@ -7,7 +7,12 @@ of the seed and the number of batches consumed, so `--resume` continues exactly:
 losses after resuming equal those of an uninterrupted run.
 
 Files in `out`: `config.json`, `checkpoint.pt` (latest, atomic), `metrics.jsonl` (one line per
-logged step), `samples/step-NNNNNN.png` (a grid of fixed prompts) and `loss.png` at the end.
+logged step), `samples/step-NNNNNN.png` (a grid of fixed prompts; a super-resolution run
+upsamples its first batch's low-res images instead) and `loss.png` at the end.
+
+A super-resolution run (`super_resolution.low_res_size` set) degrades each high-res batch on the
+fly (`textimg.super_resolution`); `--init-from` a base checkpoint warm-starts it as the post's
+sandwich (`textimg.warm_start`), and `--init-from` a super-resolution checkpoint fine-tunes it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from textimg.errors import TextimgError
 from textimg.model import CharTokenizer, build_model
 from textimg.reader import make_loader
 from textimg.sampling import image_grid, sample, save_image
+from textimg.super_resolution import preview_inputs, training_inputs
+from textimg.warm_start import outer_parameter_names, warm_start
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -53,14 +60,30 @@ def ema_decay(step: int, config: TrainConfig) -> float:
     return min(config.ema_decay, 1 - (1 + step) ** -config.ema_warmup_power)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv and linear weights only: never on norms, embeddings, biases or gains."""
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    outer: frozenset[str] = frozenset(),
+    outer_lr_scale: float = 1.0,
+) -> list[dict]:
+    """Weight decay on conv and linear weights only: never on norms, embeddings, biases or gains.
+
+    With `outer_lr_scale != 1` the `outer` parameters (a warm-started super-resolution model's
+    fresh bread) get their own groups whose `lr_scale` multiplies the scheduled learning rate.
+    """
     decayed = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)}
-    params = list(model.parameters())
-    return [
-        {"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
-        {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
-    ]
+    params = list(model.named_parameters())
+    scales = {False: 1.0, True: outer_lr_scale} if outer_lr_scale != 1.0 else {False: 1.0}
+    groups = []
+    for is_outer, scale in scales.items():
+        chosen = [p for name, p in params if len(scales) == 1 or (name in outer) == is_outer]
+        extra = {"lr_scale": scale} if len(scales) > 1 else {}
+        groups += [
+            {"params": [p for p in chosen if id(p) in decayed], "weight_decay": weight_decay}
+            | extra,
+            {"params": [p for p in chosen if id(p) not in decayed], "weight_decay": 0.0} | extra,
+        ]
+    return groups
 
 
 def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:
@@ -140,7 +163,8 @@ def train(
     if resume:
         state = read_checkpoint(checkpoint_path)
         saved = from_dict(state["config"])
-        if (saved.model, saved.diffusion) != (config.model, config.diffusion):
+        model_settings = (config.model, config.diffusion, config.super_resolution)
+        if (saved.model, saved.diffusion, saved.super_resolution) != model_settings:
             raise TextimgError(
                 f"{checkpoint_path} was trained with another model or diffusion config"
             )
@@ -161,17 +185,27 @@ def train(
     torch.manual_seed(cfg.seed)
     model = build_model(config).to(device)
     diffusion = GaussianDiffusion.from_config(config.diffusion)
+    super_resolution = config.super_resolution
     if init_from is not None and state is None:
         source = read_checkpoint(init_from)
-        try:
-            model.load_state_dict(source["ema"])
-        except RuntimeError as error:
-            raise TextimgError(
-                f"--init-from {init_from} does not fit this model: {error}"
-            ) from None
+        source_config = from_dict(source["config"])
+        if super_resolution.low_res_size and not source_config.super_resolution.low_res_size:
+            # A base model into a super-resolution one: the post's sandwich.
+            started = warm_start(model, config, source["ema"], source_config.model)
+            console.print(started.summary())
+        else:
+            try:
+                model.load_state_dict(source["ema"])
+            except RuntimeError as error:
+                raise TextimgError(
+                    f"--init-from {init_from} does not fit this model: {error}"
+                ) from None
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    outer = frozenset()
+    if super_resolution.low_res_size and super_resolution.outer_lr_scale != 1.0:
+        outer = frozenset(outer_parameter_names(config, model))
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, cfg.weight_decay),
+        parameter_groups(model, cfg.weight_decay, outer, super_resolution.outer_lr_scale),
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         fused=want_cuda,
@@ -231,12 +265,13 @@ def train(
         disable=not is_main,
     )
     task = progress.add_task("", total=cfg.steps, completed=start_step)
+    preview = None  # a super-resolution run's grids upsample the first batch's low-res images
     with progress:
         for step in range(start_step, cfg.steps):
             started = time.perf_counter()
             lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss_sum = torch.zeros((), device=device)
             truncated = 0
             for micro in range(cfg.grad_accum):
@@ -252,11 +287,17 @@ def train(
                 truncated += cut
                 t = diffusion.sample_timesteps(x0.shape[0], generator, device)
                 noise = torch.randn(x0.shape, generator=generator).to(device)
+                model_inputs = training_inputs(super_resolution, x0, diffusion, generator)
+                if preview is None and super_resolution.low_res_size:
+                    preview = preview_inputs(super_resolution, batch, len(cfg.sample_prompts))
                 last = micro == cfg.grad_accum - 1
                 sync = model.no_sync() if distributed and not last else contextlib.nullcontext()
                 with sync:
                     with autocast:
-                        loss = diffusion.training_losses(model, x0, t, tokens, noise)["loss"].mean()
+                        losses = diffusion.training_losses(
+                            model, x0, t, tokens, noise, model_inputs
+                        )
+                        loss = losses["loss"].mean()
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
@@ -313,13 +354,15 @@ def train(
                 if distributed:
                     dist.barrier()
             if is_main and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
+                prompts, low_res = preview or (list(cfg.sample_prompts), None)
                 images = sample(
                     ema,
                     diffusion,
-                    list(cfg.sample_prompts),
+                    prompts,
                     cfg.sample_steps,
                     cfg.sample_guidance,
                     seed=0,
+                    low_res=low_res,
                 )
                 (out / "samples").mkdir(exist_ok=True)
                 save_image(image_grid(images), out / "samples" / f"step-{done:06d}.png")

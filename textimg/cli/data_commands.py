@@ -286,11 +286,22 @@ def demo(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for everything the demo writes.")
     ] = Path("demo"),
-    n: Annotated[int, typer.Option("--n", help="Images in the demo corpus.")] = 64,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Training steps (batch 32); fewer is faster, worse.")
+    ] = 800,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Torch threads. Default: all cores, up to 8.")
+    ] = None,
 ) -> None:
-    """Run textimg once on an embedded default: a small synthetic corpus and its contact sheet."""
-    corpus = out / "synth"
-    synth(out=corpus, n=n, size=128, shard_size=32, workers=0)
-    sheet = out / "synth_sheet.png"
-    preview(shards=[corpus], out=sheet, n=min(n, 64), columns=8, cell=128)
-    console.print(f"[bold]demo done[/]: shards in {corpus}, contact sheet at {sheet}")
+    """Run the whole chain once on an embedded default: synth -> train -> eval, OCR scores."""
+    from textimg.demo import run_demo
+
+    if steps <= 0:
+        raise TextimgError(f"--steps must be positive, got {steps}")
+    result = run_demo(
+        out, steps=steps, threads=threads, log=lambda line: console.print(line, markup=False)
+    )
+    console.print(result.table, markup=False, highlight=False)
+    console.print(f"[bold]demo done[/]: sample sheet at {result.sheet}")
+    for role, path in result.paths.items():
+        console.print(f"  {role:18s} {path}", markup=False, highlight=False)

@@ -202,9 +202,27 @@ def eval_command(
     sr: Annotated[
         Path | None,
         typer.Option(
-            "--sr", help="Super-resolution checkpoint (not available yet).", show_default=False
+            "--sr",
+            help="Rerank: super-resolution checkpoint; the survivors are tiled to --sr-count, "
+            "upsampled and read again, and the upsampled pick is scored (the post's cascade).",
+            show_default=False,
         ),
     ] = None,
+    sr_count: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Rerank with --sr: images upsampled per prompt (default K).",
+            show_default=False,
+        ),
+    ] = None,
+    sr_steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Upsampling steps (default: --steps).", show_default=False),
+    ] = None,
+    sr_guidance: Annotated[
+        float, typer.Option(help="Upsampling guidance; 1 = none, as the original.")
+    ] = 1.0,
     device: Annotated[
         str | None,
         typer.Option(
@@ -235,8 +253,8 @@ def eval_command(
     )
     from textimg.rerank import PruneSettings
 
-    check_super_resolution(sr)
     check_inputs(checkpoints, prompts)
+    check_super_resolution(sr, checkpoints, rerank)
     settings = EvalSettings(
         sampling=SamplingSettings(samples, steps, guidance, seed, sampler),
         limit=limit,
@@ -244,6 +262,10 @@ def eval_command(
         prune=PruneSettings(keep_only_if_above, delete_under, continue_if_all_pruned),
         device=device
         or (f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"),
+        super_resolution=sr,
+        sr_count=sr_count,
+        sr_steps=sr_steps,
+        sr_guidance=sr_guidance,
     )
     ocr_options = (upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache)
     ocr = build_engine(engine, *ocr_options)

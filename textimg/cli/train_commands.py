@@ -7,13 +7,16 @@ torch is imported inside the commands so `textimg --help` stays instant.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from textimg.cli.app import app
 from textimg.errors import TextimgError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 console = Console()
 
@@ -83,7 +86,11 @@ def train(
     ] = False,
     init_from: Annotated[
         Path | None,
-        typer.Option("--init-from", help="Start from this checkpoint's EMA weights (fine-tuning)."),
+        typer.Option(
+            "--init-from",
+            help="Start from this checkpoint's EMA weights (fine-tuning); a base checkpoint "
+            "into a super-resolution recipe warm-starts its middle (the post's sandwich).",
+        ),
     ] = None,
     device: DeviceOption = None,
     overrides: Annotated[
@@ -146,28 +153,60 @@ def sample(
         float, typer.Option("--guidance", help="Classifier-free guidance scale; 1 = none.")
     ] = 3.0,
     seed: Annotated[int, typer.Option("--seed", help="The same seed gives the same images.")] = 0,
+    sr: Annotated[
+        Path | None,
+        typer.Option(
+            "--sr",
+            help="Super-resolution checkpoint: upsample every image too (the cascade); both "
+            "sizes are written, the large ones as NAME-sr.png.",
+        ),
+    ] = None,
+    sr_steps: Annotated[
+        int | None, typer.Option("--sr-steps", min=1, help="Upsampling steps (default: --steps).")
+    ] = None,
+    sr_guidance: Annotated[
+        float,
+        typer.Option("--sr-guidance", help="Upsampling guidance; 1 = none, as the original."),
+    ] = 1.0,
     device: DeviceOption = None,
 ) -> None:
     """Write images of the given prompts from a checkpoint's EMA weights."""
     import torch
 
     from textimg.checkpoint import load_checkpoint
-    from textimg.sampling import image_grid, save_image
     from textimg.sampling import sample as sample_images
+    from textimg.super_resolution import check_cascade
 
     texts = _read_prompts(prompt, prompts_file)
     chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, diffusion, _ = load_checkpoint(checkpoint, device=chosen)
+    model, diffusion, config = load_checkpoint(checkpoint, device=chosen)
+    upsampler = None
+    if sr is not None:
+        upsampler = load_checkpoint(sr, device=chosen)
+        check_cascade(config, upsampler[2])
     repeated = [text for text in texts for _ in range(n)]
     images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
+    _write_images(images, out, n, "")
+    if upsampler is not None:
+        large = sample_images(*upsampler[:2], repeated, sr_steps or steps, sr_guidance, seed,
+                              sampler, low_res=images)  # fmt: skip
+        _write_images(large, out, n, "-sr")
+
+
+def _write_images(images: np.ndarray, out: Path, n: int, suffix: str) -> None:
+    """One grid (`out` ends in .png) or one PNG per image in the folder `out`; `suffix` tells
+    the cascade's two sizes apart."""
+    from textimg.sampling import image_grid, save_image
+
     if out.suffix.lower() == ".png":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_image(image_grid(images, columns=n), out)
-        console.print(f"wrote {out} ({len(texts)} prompts x {n})")
+        path = out.with_name(out.stem + suffix + out.suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(image_grid(images, columns=n), path)
+        console.print(f"wrote {path} ({len(images) // n} prompts x {n})")
         return
     out.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(images):
-        save_image(image, out / f"{index // n:03d}-{index % n:02d}.png")
+        save_image(image, out / f"{index // n:03d}-{index % n:02d}{suffix}.png")
     console.print(f"wrote {len(images)} images to {out}")
 
 

@@ -32,7 +32,6 @@ from textimg.model.layers import (
 from textimg.model.text_encoder import TextEncoder
 from textimg.model.weave import AxialPositionEmbedding, WeaveAttention
 
-
 CONDITIONINGS = ("weave", "glide")
 UPSAMPLE_MODES = ("bilinear", "bicubic")
 
@@ -143,9 +142,10 @@ class UNet(nn.Module):
         self,
         config: ModelConfig,
         out_channels: int,
-        super_resolution: SuperResConfig = SuperResConfig(),
+        super_resolution: SuperResConfig | None = None,
     ) -> None:
         super().__init__()
+        super_resolution = super_resolution or SuperResConfig()
         if config.conditioning not in CONDITIONINGS:
             raise TextimgError(
                 f"model.conditioning must be one of {', '.join(CONDITIONINGS)}, "
@@ -188,7 +188,9 @@ class UNet(nn.Module):
             return ResBlock(c_in, emb, c_out, groups, config.dropout, resample)
 
         def self_attention(c: int) -> SelfAttention:
-            return SelfAttention(c, config.head_channels, groups, config.text_dim if glide else None)
+            return SelfAttention(
+                c, config.head_channels, groups, config.text_dim if glide else None
+            )
 
         def attention_layers(c: int, resolution: int, decoder: bool) -> list[nn.Module]:
             layers: list[nn.Module] = []
@@ -230,9 +232,7 @@ class UNet(nn.Module):
                 skip_channels.append(ch)
                 resolution //= 2
 
-        self.middle_block = Block(
-            [res_block(ch, ch), self_attention(ch), res_block(ch, ch)]
-        )
+        self.middle_block = Block([res_block(ch, ch), self_attention(ch), res_block(ch, ch)])
 
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.channel_mult))):

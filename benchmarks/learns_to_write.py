@@ -1,0 +1,147 @@
+"""Does a textimg model learn to write? The CPU proof of issue 7, end to end.
+
+For each task: write training strings and held-out prompts (never rendered for training), render
+the corpus with `textimg synth --text-file`, train with `textimg train` (recipes
+`cpu-proof-short` / `cpu-proof-lines`), sample the held-out prompts with `textimg eval` with and
+without guidance, and OCR-score them (EasyOCR, upscaled) against
+
+* their own prompts (the score),
+* a derangement of the prompts (chance),
+* clean renderings of the held-out prompts by `textimg synth` (the ceiling, OCR being imperfect).
+
+Tasks (textimg/demo.py holds their definitions and the chain):
+  short  2-3 characters of A-Z 0-9, two bold fonts, 32 px.  Bar: exact >= 0.9 x ceiling.
+  lines  two lines of 2-5 letter mixed-case words, four bold fonts, 64 px, random-lightness
+         backgrounds.  Bar: trigram CI above the shuffled-prompt CI.
+
+    python benchmarks/learns_to_write.py --task short --out /tmp/ltw     # ~30 min on 2 cores
+    python benchmarks/learns_to_write.py --quick --out /tmp/ltw-quick     # smoke test, ~2 min
+
+Prints one table (mean [95% CI], and exact match as a ratio of the ceiling) and writes
+`OUT/learns_to_write.json` with every command run, its wall time and the load average before it
+(the machine may be shared: wall times are only comparable at equal load), plus a contact sheet
+per task (`--sheet-dir`, default OUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from textimg.demo import SHORT_STRINGS, TWO_LINES, ChainResult, Task, format_table, run_chain
+
+TASKS = {"short": SHORT_STRINGS, "lines": TWO_LINES}
+
+
+def quick(task: Task) -> Task:
+    """Toy size: every stage runs, nothing is learned."""
+    return dataclasses.replace(
+        task,
+        steps=20,
+        train_images=300,
+        heldout=12,
+        sample_steps=5,
+        overrides=("train.decay_steps=20", "train.warmup_steps=2", "train.checkpoint_every=10"),
+    )
+
+
+def bar(result: ChainResult) -> tuple[str, bool]:
+    """The issue's pass criterion for the task, as a sentence and a verdict."""
+    scores = result.scores
+    ceiling = scores["clean renderings (ceiling)"]["exact"]["mean"]
+    own = [v for k, v in scores.items() if k.startswith("own prompts")]
+    chance = [v for k, v in scores.items() if k.startswith("shuffled prompts")]
+    if result.task.texts == "short":
+        best = max(s["exact"]["mean"] for s in own)
+        passed = best >= 0.9 * ceiling
+        return f"best exact {best:.3f} vs 0.9 x ceiling {0.9 * ceiling:.3f}", passed
+    best = max(own, key=lambda s: s["trigram"]["mean"])
+    top_chance = max(s["trigram"]["ci95"][1] for s in chance)
+    low = best["trigram"]["ci95"][0]
+    return f"best trigram CI low {low:.3f} vs chance CI high {top_chance:.3f}", low > top_chance
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=[*TASKS, "both"], default="both")
+    parser.add_argument("--out", type=Path, default=Path("out/learns_to_write"))
+    parser.add_argument("--quick", action="store_true", help="toy size, for a smoke test")
+    parser.add_argument("--steps", type=int, help="override the task's training steps")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per stage (1 is fastest on a busy 2-core machine)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip synth and train; evaluate OUT/TASK/run/checkpoint.pt",
+    )
+    parser.add_argument(
+        "--curve",
+        type=int,
+        nargs="*",
+        default=(),
+        help="steps at which to keep and score a checkpoint (learning curve)",
+    )
+    parser.add_argument("--sheet-dir", type=Path, help="where the contact sheets go (e.g. docs)")
+    args = parser.parse_args()
+
+    names = list(TASKS) if args.task == "both" else [args.task]
+    results = []
+    started = time.perf_counter()
+    for name in names:
+        task = quick(TASKS[name]) if args.quick else TASKS[name]
+        if args.steps:
+            task = dataclasses.replace(task, steps=args.steps)
+        sheet_dir = args.sheet_dir or args.out / name
+        print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")
+        results.append(
+            run_chain(
+                task,
+                args.out / name,
+                threads=args.threads,
+                train=not args.reuse,
+                sheet=sheet_dir / f"learns_to_write_{name}.png",
+                curve=args.curve,
+            )
+        )
+    report = {
+        "argv": sys.argv,
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_average_end": os.getloadavg(),
+        "tasks": {r.task.name: r.to_dict() for r in results},
+    }
+    for result in results:
+        sentence, passed = bar(result)
+        report["tasks"][result.task.name]["bar"] = {"check": sentence, "passed": passed}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "learns_to_write.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    print()
+    print(format_table(results))
+    for result in results:
+        stages = {s.name: s.seconds for s in result.stages}
+        train_s = sum(v for k, v in stages.items() if k.startswith("train"))
+        print(
+            f"{result.task.name}: {result.steps} steps, {result.parameters / 1e6:.2f}M params, "
+            f"median {result.train_images_per_s:.0f} img/s; train {train_s / 60:.1f} min, "
+            f"all stages {sum(stages.values()) / 60:.1f} min; "
+            f"bar: {report['tasks'][result.task.name]['bar']}"
+        )
+        for point in result.curve:
+            print(
+                f"  curve step {point['step']}: trigram {point['trigram']['mean']:.3f} "
+                f"exact {point['exact']['mean']:.3f}"
+            )
+    print(f"wrote {args.out / 'learns_to_write.json'}")
+
+
+if __name__ == "__main__":
+    main()
