@@ -1,11 +1,16 @@
 """The warm-start experiment: the same super-resolution run from scratch and warm-started.
 
-Reads the two runs' `metrics.jsonl` and their `textimg eval --rerank --sr` summaries, prints a
-table with the warm start's ratio against the from-scratch baseline, and draws the loss curves
-side by side (`--plot`). The runs themselves are `textimg` commands; docs/training.md lists them.
+Reads the two runs' `metrics.jsonl` and OCR summaries (`textimg eval --rerank --sr` or
+`textimg score` folders), prints a table with the warm start's ratio against the from-scratch
+baseline, and draws the loss curves side by side (`--plot`). `--upsample` first writes what a
+super-resolution checkpoint makes of held-out shards degraded as in training (`KEY.png` and
+`prompts.jsonl`, for `textimg score`), so its OCR score isolates the upsampler from the base
+model; `--reference` writes the original images and the bilinear upsampling instead. The runs
+themselves are `textimg` commands; docs/training.md lists them.
 
+    python benchmarks/warm_start.py --upsample out/sr-warm/checkpoint.pt --data held --out up-warm
     python benchmarks/warm_start.py --runs out/sr-scratch out/sr-warm \
-        --evals out/eval-scratch/base out/eval-warm/base --plot docs/warm_start.png
+        --evals up-scratch/score up-warm/score --plot docs/warm_start.png
 """
 
 from __future__ import annotations
@@ -26,19 +31,75 @@ def window_mean(values: list[float], start: int, end: int, steps: list[int]) -> 
     return sum(chosen) / len(chosen)
 
 
+def upsample_heldout(
+    checkpoint: Path | None, data: Path, out: Path, steps: int, low_res_size: int
+) -> None:
+    """Degrade held-out shards to `low_res_size` and upsample them; without a checkpoint, write
+    the originals (`out/original`) and the bilinear upsampling (`out/bilinear`)."""
+    import torch
+    from PIL import Image
+
+    from textimg.checkpoint import load_checkpoint
+    from textimg.reader import decode_image
+    from textimg.sampling import sample, to_uint8
+    from textimg.shards import image_member, iter_samples
+    from textimg.super_resolution import downsample
+
+    model = None
+    if checkpoint is not None:
+        model, diffusion, config = load_checkpoint(checkpoint)
+        size, channels = config.model.image_size, config.model.image_channels
+        low_res_size, mode = (
+            config.super_resolution.low_res_size,
+            config.super_resolution.downsample,
+        )
+    else:
+        size, channels, mode = 2 * low_res_size, 1, "area"
+    keys, texts, images = [], [], []
+    for key, members in iter_samples([data]):
+        keys.append(key)
+        texts.append(members["txt"].decode())
+        images.append(decode_image(image_member(members)[1], size, channels))
+    high = torch.stack(images)
+    low = downsample(high, low_res_size, mode)
+    if model is not None:
+        folders = {"": sample(model, diffusion, texts, steps, 1.0, 0, low_res=to_uint8(low))}
+    else:
+        bilinear = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear")
+        folders = {"original": to_uint8(high), "bilinear": to_uint8(bilinear)}
+    for name, arrays in folders.items():
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, array in zip(keys, arrays, strict=True):
+            Image.fromarray(array[..., 0] if channels == 1 else array).save(folder / f"{key}.png")
+        lines = (json.dumps({"key": k, "text": t}) + "\n" for k, t in zip(keys, texts, strict=True))
+        (folder / "prompts.jsonl").write_text("".join(lines))
+        print(f"wrote {len(keys)} images to {folder}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs=2, type=Path, metavar=("SCRATCH", "WARM"), required=True)
+    parser.add_argument("--upsample", type=Path, help="A super-resolution checkpoint.")
+    parser.add_argument("--reference", type=int, metavar="LOW_RES_SIZE")
+    parser.add_argument("--data", type=Path, help="Held-out shards for --upsample/--reference.")
+    parser.add_argument("--out", type=Path, help="Output folder of --upsample/--reference.")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--runs", nargs=2, type=Path, metavar=("SCRATCH", "WARM"))
     parser.add_argument("--evals", nargs=2, type=Path, metavar=("SCRATCH", "WARM"))
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
+    if args.upsample or args.reference:
+        upsample_heldout(args.upsample, args.data, args.out, args.steps, args.reference or 0)
+        return
+    if not args.runs:
+        parser.error("give --runs SCRATCH WARM, or --upsample / --reference")
     names = ("from scratch", "warm start")
     curves = [losses(run) for run in args.runs]
     last = min(steps[-1] for steps, _ in curves)
     windows = [(0, 50), (50, 100), (last - 100, last - 50), (last - 50, last)]
     header = " | ".join(f"loss {a + 1}-{b}" for a, b in windows)
     metrics = ("trigram", "cer", "exact")
-    extra = " | " + " | ".join(f"SR pick {m}" for m in metrics) if args.evals else ""
+    extra = " | " + " | ".join(f"OCR {m}" for m in metrics) if args.evals else ""
     print(f"| run | {header}{extra} |")
     print("|---" * (1 + len(windows) + (len(metrics) if args.evals else 0)) + "|")
     values = []
@@ -46,7 +107,8 @@ def main() -> None:
         row = [window_mean(loss, a, b, steps) for a, b in windows]
         if args.evals:
             summary = json.loads((args.evals[index] / "summary.json").read_text())
-            row += [summary["rerank"][m]["mean"] for m in metrics]
+            scores = summary.get("rerank", summary)  # an eval's rerank block, or a score summary
+            row += [scores[m]["mean"] for m in metrics]
         values.append(row)
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
     ratios = [w / s if s else float("nan") for s, w in zip(*values, strict=True)]

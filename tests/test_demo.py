@@ -39,7 +39,7 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch):
     report = json.loads(result.paths["result"].read_text())
     assert report["steps"] == 4
     assert [s["name"] for s in report["stages"]] == [
-        "synth", "train", "synth_clean", "score_clean", "eval_g3", "score_shuffled_g3",
+        "synth", "train_4", "synth_clean", "score_clean", "eval_g3", "score_shuffled_g3",
     ]  # fmt: skip
     assert set(report["scores"]) == {
         "clean renderings (ceiling)",

@@ -133,7 +133,7 @@ def test_eval_reranks_through_the_super_resolution_model(cascade, tmp_path: Path
     table = ev.evaluate([base], prompts, tmp_path, StubEngine(), settings)
     summary = json.loads((tmp_path / "base" / "summary.json").read_text())
     assert summary["rerank"]["counts"]["rows"] == 2  # one upsampled pick per prompt
-    assert summary["rerank"]["super_resolution"]["count"] == 3
+    assert summary["super_resolution"]["count"] == 3
     for key in "xy":
         assert Image.open(tmp_path / "base" / f"{key}_sr.png").size == (32, 32)
         assert Image.open(tmp_path / "base" / f"{key}_0.png").size == (16, 16)
@@ -145,12 +145,19 @@ def one_line(output: str) -> str:
     return " ".join(output.split())
 
 
-def test_eval_sr_needs_rerank_and_a_matching_base(cascade, tmp_path: Path) -> None:
+def test_eval_sr_scores_every_upsampled_sample_and_needs_a_matching_base(
+    cascade, tmp_path: Path
+) -> None:
     base, upsampler, root = cascade
-    prompts = root / "prompts.jsonl"
+    prompts = root / "one.jsonl"
     prompts.write_text(json.dumps({"key": "x", "text": "ab"}) + "\n")
+    settings = ev.EvalSettings(sampling=ev.SamplingSettings(samples=2, steps=2),
+                               super_resolution=upsampler, sr_steps=2)  # fmt: skip
+    ev.evaluate([base], prompts, tmp_path / "plain", StubEngine(), settings)
+    summary = json.loads((tmp_path / "plain" / "base" / "summary.json").read_text())
+    assert summary["super_resolution"]["applied_to"] == "every sample"
+    assert summary["counts"]["scored"] == 2
+    assert Image.open(tmp_path / "plain" / "base" / "x_1.png").size == (32, 32)
     args = ["eval", str(base), "--prompts", str(prompts), "--out", str(tmp_path), "--sr"]
-    result = runner.invoke(app, [*args, str(upsampler)])
-    assert result.exit_code == 1 and "add --rerank" in one_line(result.output)
     result = runner.invoke(app, [*args, str(base), "--rerank"])
     assert result.exit_code == 1 and "not a super-resolution model" in one_line(result.output)

@@ -4,8 +4,9 @@ For each checkpoint: sample `samples` images per prompt (`DIR/<name>/<key>_<k>.p
 score them through `scoring` (so rows, statuses, summary and report are those of `score`, plus
 best-of-K), and with `rerank` run the post's rejection sampling (nostalgebraist.md §2, through
 `textimg.rerank`) over the same K samples, so its score sits beside plain sampling on the same
-prompts; with a super-resolution checkpoint the survivors are upsampled (the cascade) and the
-rerank score is that of the upsampled pick. Several checkpoints give one side-by-side table,
+prompts. With a super-resolution checkpoint (the cascade) every sample is upsampled and the
+large images are scored, or, with rerank, only the survivors are and the rerank score is that of
+the upsampled pick. Several checkpoints give one side-by-side table,
 `DIR/compare.csv`.
 
 Every image is a pure function of (checkpoint, prompt, k, sampling settings): the K samples of a
@@ -27,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
 from textimg import metrics
@@ -80,7 +82,8 @@ class EvalSettings:
     rerank: bool = False
     prune: PruneSettings = PruneSettings()
     device: str = "cpu"
-    super_resolution: Path | None = None  # upsamples the rerank survivors (the post's step 4)
+    super_resolution: Path | None = None  # the cascade: upsamples every sample, or with rerank
+    # only the survivors (the post's step 4)
     sr_count: int | None = None  # super-resolution slots per prompt; default K
     sr_steps: int | None = None  # default: sampling.steps
     sr_guidance: float = 1.0  # the original upsampled without guidance
@@ -99,20 +102,14 @@ class Distributed:
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
 
 
-def check_super_resolution(
-    sr_checkpoint: Path | None, checkpoints: Sequence[Path], rerank: bool
-) -> None:
-    """Fail before any sampling when `--sr` cannot run the post's steps 4-6 on these bases."""
+def check_super_resolution(sr_checkpoint: Path | None, checkpoints: Sequence[Path]) -> None:
+    """Fail before any sampling when `--sr` cannot upsample these base checkpoints' images."""
     if sr_checkpoint is None:
         return
     from textimg.checkpoint import read_checkpoint
     from textimg.config import from_dict
     from textimg.super_resolution import check_cascade
 
-    if not rerank:
-        raise TextimgError(
-            "--sr upsamples the reranked survivors (the post's steps 4-6): add --rerank"
-        )
     upsampler = from_dict(read_checkpoint(sr_checkpoint)["config"])
     for path in checkpoints:
         try:
@@ -138,21 +135,38 @@ class SuperResolution:
         )
         self.mode = "L" if config.model.image_channels == 1 else "RGB"
 
-    def __call__(self, images: Sequence[Image.Image], prompt: str) -> list[Image.Image]:
-        import numpy as np
-
+    def arrays(self, low_res: np.ndarray, prompt: str) -> np.ndarray:
+        """uint8 (N, s, s, C) low-res images of one prompt to uint8 (N, S, S, C)."""
         from textimg.sampling import sample
 
+        sampling = self.settings.sampling
+        return sample(
+            self.model, self.diffusion, [prompt] * len(low_res),
+            steps=self.settings.sr_steps or sampling.steps, guidance=self.settings.sr_guidance,
+            seed=prompt_seed(sampling.seed, prompt), sampler=sampling.sampler, low_res=low_res,
+        )  # fmt: skip
+
+    def __call__(self, images: Sequence[Image.Image], prompt: str) -> list[Image.Image]:
         arrays = np.stack([np.asarray(image.convert(self.mode)) for image in images])
         if arrays.ndim == 3:
             arrays = arrays[..., None]
-        sampling = self.settings.sampling
-        upsampled = sample(
-            self.model, self.diffusion, [prompt] * len(images),
-            steps=self.settings.sr_steps or sampling.steps, guidance=self.settings.sr_guidance,
-            seed=prompt_seed(sampling.seed, prompt), sampler=sampling.sampler, low_res=arrays,
-        )  # fmt: skip
+        upsampled = self.arrays(arrays, prompt)
         return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in upsampled]
+
+
+def describe_super_resolution(settings: EvalSettings) -> dict[str, Any]:
+    """What summary.json records about the upsampler and how it was used."""
+    assert settings.super_resolution is not None
+    described = {
+        "path": str(settings.super_resolution),
+        "sha256_16": file_digest(settings.super_resolution),
+        "steps": settings.sr_steps or settings.sampling.steps,
+        "guidance": settings.sr_guidance,
+        "applied_to": "rerank survivors" if settings.rerank else "every sample",
+    }
+    if settings.rerank:
+        described["count"] = settings.sr_count or settings.sampling.samples
+    return described
 
 
 def split_for_rank(lines: Sequence[PromptLine], place: Distributed) -> list[PromptLine]:
@@ -231,16 +245,28 @@ def _save_sample(array: Any, path: Path, metadata: str) -> Image.Image:
 
 
 class CheckpointSampler:
-    """Draws (or reuses) the K samples of each prompt of one checkpoint; loads it only if needed."""
+    """Draws (or reuses) the K samples of each prompt of one checkpoint; loads it only if needed.
+
+    With a super-resolution checkpoint and no rerank, each sample is the cascade's output: the
+    base image upsampled, so the scores are those of the large images.
+    """
 
     def __init__(self, path: Path, folder: Path, settings: EvalSettings) -> None:
         from textimg.checkpoint import read_checkpoint
 
         self.path, self.folder, self.settings = path, folder, settings
         self.digest = file_digest(path)
+        self.cascade = settings.super_resolution is not None and not settings.rerank
+        # A PNG is reused only if made by the very same weights, upsampler included.
+        self.identity = self.digest
+        if self.cascade:
+            upsampler = (file_digest(settings.super_resolution), settings.sr_steps,
+                         settings.sr_guidance)  # fmt: skip
+            self.identity += "+sr:" + ":".join(map(str, upsampler))
         config = read_checkpoint(path)["config"]
         self.max_characters = int(config["model"]["context_length"]) - 2
         self._model: tuple[Any, Any] | None = None
+        self._upsampler: SuperResolution | None = None
 
     def items(self, line: PromptLine) -> list[Item]:
         """K scoring items for one prompt line, or one item whose status says why there are none."""
@@ -252,7 +278,7 @@ class CheckpointSampler:
         k_total = self.settings.sampling.samples
         paths = [self.folder / f"{line.key}_{k}.png" for k in range(k_total)]
         metadata = [
-            _metadata(self.digest, prompt, k, self.settings.sampling) for k in range(k_total)
+            _metadata(self.identity, prompt, k, self.settings.sampling) for k in range(k_total)
         ]
         images = [_reusable(p, m) for p, m in zip(paths, metadata, strict=True)]
         extra["reused"] = all(image is not None for image in images)
@@ -287,6 +313,9 @@ class CheckpointSampler:
             guidance=sampling.guidance, seed=prompt_seed(sampling.seed, key),
             sampler=sampling.sampler,
         )  # fmt: skip
+        if self.cascade:
+            self._upsampler = self._upsampler or SuperResolution(self.settings)
+            arrays = self._upsampler.arrays(arrays, prompt)
         self.folder.mkdir(parents=True, exist_ok=True)
         return [
             _save_sample(array, path, meta)
@@ -414,16 +443,10 @@ def evaluate_checkpoint(
         if settings.super_resolution:
             picks = upsampled_picks(picks)
         summary["rerank"] = summarize(picks)
-        if settings.super_resolution:
-            summary["rerank"]["super_resolution"] = {
-                "path": str(settings.super_resolution),
-                "sha256_16": file_digest(settings.super_resolution),
-                "count": settings.sr_count or settings.sampling.samples,
-                "steps": settings.sr_steps or settings.sampling.steps,
-                "guidance": settings.sr_guidance,
-            }
         summary["rerank"]["prune"] = dataclasses.asdict(settings.prune)
         summary["rerank"]["select_ocr"] = (select or engine).describe()
+    if settings.super_resolution:
+        summary["super_resolution"] = describe_super_resolution(settings)
     summary["ocr"] = engine.describe()
     summary["checkpoint"] = {"path": str(path), "sha256_16": sampler.digest}
     summary["sampling"] = dataclasses.asdict(settings.sampling)

@@ -127,10 +127,8 @@ def preview_inputs(config: SuperResConfig, batch: dict, count: int) -> tuple[lis
     """Texts and uint8 low-res images of a batch's first `count` samples, for sample grids."""
     from textimg.sampling import to_uint8
 
-    images = batch["image"][:count]
-    return list(batch["text"][:count]), to_uint8(
-        downsample(images, config.low_res_size, config.downsample)
-    )
+    low_res = downsample(batch["image"][:count], config.low_res_size, config.downsample)
+    return list(batch["text"][:count]), to_uint8(low_res)
 
 
 def check_cascade(base: RunConfig, super_resolution: RunConfig) -> None:

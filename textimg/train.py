@@ -73,17 +73,21 @@ def parameter_groups(
     """
     decayed = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)}
     params = list(model.named_parameters())
-    scales = {False: 1.0, True: outer_lr_scale} if outer_lr_scale != 1.0 else {False: 1.0}
-    groups = []
-    for is_outer, scale in scales.items():
-        chosen = [p for name, p in params if len(scales) == 1 or (name in outer) == is_outer]
-        extra = {"lr_scale": scale} if len(scales) > 1 else {}
-        groups += [
-            {"params": [p for p in chosen if id(p) in decayed], "weight_decay": weight_decay}
-            | extra,
-            {"params": [p for p in chosen if id(p) not in decayed], "weight_decay": 0.0} | extra,
+    parts: list[tuple[list[nn.Parameter], dict]] = [([p for _, p in params], {})]
+    if outer_lr_scale != 1.0:
+        parts = [
+            ([p for name, p in params if name not in outer], {"lr_scale": 1.0}),
+            ([p for name, p in params if name in outer], {"lr_scale": outer_lr_scale}),
         ]
-    return groups
+    return [
+        {
+            "params": [p for p in chosen if (id(p) in decayed) == decay],
+            "weight_decay": weight_decay if decay else 0.0,
+        }
+        | extra
+        for chosen, extra in parts
+        for decay in (True, False)
+    ]
 
 
 def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:

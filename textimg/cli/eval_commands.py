@@ -203,8 +203,9 @@ def eval_command(
         Path | None,
         typer.Option(
             "--sr",
-            help="Rerank: super-resolution checkpoint; the survivors are tiled to --sr-count, "
-            "upsampled and read again, and the upsampled pick is scored (the post's cascade).",
+            help="Super-resolution checkpoint (the cascade): every sample is upsampled and the "
+            "large images are scored; with --rerank only the survivors are, tiled to --sr-count, "
+            "and the best upsampled pick is scored (the post's steps 4-6).",
             show_default=False,
         ),
     ] = None,
@@ -254,7 +255,7 @@ def eval_command(
     from textimg.rerank import PruneSettings
 
     check_inputs(checkpoints, prompts)
-    check_super_resolution(sr, checkpoints, rerank)
+    check_super_resolution(sr, checkpoints)
     settings = EvalSettings(
         sampling=SamplingSettings(samples, steps, guidance, seed, sampler),
         limit=limit,
