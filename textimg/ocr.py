@@ -346,7 +346,7 @@ def _run_single_threaded(module: Any) -> None:
 
     For the recognizer's BiLSTM: hundreds of tiny sequential ops per crop, where spreading each
     op over threads costs more in synchronisation than it saves; on a loaded machine (a thread
-    waiting for a busy core at every op) it made recognition ~20x slower (docs/benchmarks_ocr.md).
+    waiting for a busy core at every op) it made recognition ~20x slower (docs/benchmarks.md).
     """
     import torch
 
