@@ -38,6 +38,43 @@ from textimg.demo import SHORT_STRINGS, TWO_LINES, ChainResult, Task, format_tab
 TASKS = {"short": SHORT_STRINGS, "lines": TWO_LINES}
 
 
+def transcript_use(
+    checkpoint: Path, corpus: Path, images: int = 64, timesteps=(200, 500, 800)
+) -> dict[str, dict[str, float]]:
+    """Does the model read its transcript? Its loss on the same noised training images with the
+    real transcript, another image's (shuffled) and the null one. Equal losses mean the text is
+    ignored, whatever the samples look like; this is how run A's failure was diagnosed."""
+    import torch
+
+    from textimg.checkpoint import load_checkpoint
+    from textimg.model import CharTokenizer
+    from textimg.reader import make_loader
+
+    model, diffusion, config = load_checkpoint(checkpoint, device="cpu")
+    data = dataclasses.replace(config.data, shards=(str(corpus),), weights=())
+    size, channels = config.model.image_size, config.model.image_channels
+    batch = next(iter(make_loader(data, size, channels, images, 0, 0, 1, start_batch=0)))
+    tokenizer = CharTokenizer(config.model.context_length)
+    texts = list(batch["text"])
+    real = tokenizer.encode_batch(texts, pad_to=3).tokens
+    shuffled = tokenizer.encode_batch(texts[1:] + texts[:1], pad_to=real.shape[1]).tokens
+    null = tokenizer.null_tokens(len(texts), real.shape[1])
+    generator = torch.Generator().manual_seed(0)
+    result = {}
+    with torch.no_grad():
+        for step in timesteps:
+            t = torch.full((len(texts),), step)
+            noise = torch.randn(batch["image"].shape, generator=generator)
+            losses = {
+                name: diffusion.training_losses(model, batch["image"], t, tokens, noise)["loss"]
+                .mean()
+                .item()
+                for name, tokens in (("real", real), ("shuffled", shuffled), ("null", null))
+            }
+            result[f"t={step}"] = {k: round(v, 5) for k, v in losses.items()}
+    return result
+
+
 def quick(task: Task) -> Task:
     """Toy size: every stage runs, nothing is learned."""
     return dataclasses.replace(
@@ -91,7 +128,17 @@ def main() -> None:
         help="steps at which to keep and score a checkpoint (learning curve)",
     )
     parser.add_argument("--sheet-dir", type=Path, help="where the contact sheets go (e.g. docs)")
+    parser.add_argument(
+        "--transcript-use",
+        nargs=2,
+        type=Path,
+        metavar=("CKPT", "CORPUS"),
+        help="only print the real/shuffled/null-transcript losses of CKPT on CORPUS",
+    )
     args = parser.parse_args()
+    if args.transcript_use:
+        print(json.dumps(transcript_use(*args.transcript_use), indent=1))
+        return
 
     names = list(TASKS) if args.task == "both" else [args.task]
     results = []
@@ -120,7 +167,11 @@ def main() -> None:
     }
     for result in results:
         sentence, passed = bar(result)
-        report["tasks"][result.task.name]["bar"] = {"check": sentence, "passed": passed}
+        entry = report["tasks"][result.task.name]
+        entry["bar"] = {"check": sentence, "passed": passed}
+        corpus = result.out / "corpus"
+        if corpus.exists():
+            entry["transcript_use"] = transcript_use(result.out / "run" / "checkpoint.pt", corpus)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learns_to_write.json").write_text(json.dumps(report, indent=2) + "\n")
 
@@ -135,6 +186,8 @@ def main() -> None:
             f"all stages {sum(stages.values()) / 60:.1f} min; "
             f"bar: {report['tasks'][result.task.name]['bar']}"
         )
+        for t, losses in report["tasks"][result.task.name].get("transcript_use", {}).items():
+            print(f"  loss at {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
         for point in result.curve:
             print(
                 f"  curve step {point['step']}: trigram {point['trigram']['mean']:.3f} "

@@ -29,7 +29,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,8 @@ TWO_LINES = Task(
 DEMO = dataclasses.replace(
     SHORT_STRINGS, name="demo", steps=800, train_images=8_000, heldout=48, sample_steps=25
 )
-"""`textimg demo`: task 1 cut to minutes on a laptop CPU (it starts to write, not perfectly)."""
+"""`textimg demo`: task 1 cut to minutes on a laptop CPU. It shows every stage working, not
+legible samples: at this budget the current model does not write yet (docs/learns_to_write.md)."""
 
 
 # ---- texts ------------------------------------------------------------------------------------
@@ -290,12 +290,6 @@ def _find_summary(folder: Path) -> Path:
     return found[0]
 
 
-def resolve_recipe(recipe: str) -> str:
-    """A packaged recipe's file path if `recipe` names one (the subprocess may run elsewhere)."""
-    packaged = resources.files("textimg") / "recipes" / f"{recipe}.toml"
-    return str(packaged) if packaged.is_file() else recipe
-
-
 def run_chain(
     task: Task,
     out: Path,
@@ -349,7 +343,7 @@ def run_chain(
         ends = sorted({s for s in curve if 0 < s < task.steps} | {task.steps})
         for index, end in enumerate(ends):
             resume = ["--resume"] if index else []
-            run(f"train_{end}", "train", resolve_recipe(task.recipe), "--data", out / "corpus",
+            run(f"train_{end}", "train", task.recipe, "--data", out / "corpus",
                 "--out", run_dir, "--steps", end, "--seed", task.seed, "--device", "cpu",
                 *resume, *sets)  # fmt: skip
             if end != task.steps:
