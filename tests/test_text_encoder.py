@@ -68,3 +68,17 @@ def test_empty_transcript_is_finite() -> None:
     tokens = CharTokenizer(32).encode_batch(["", "long enough text"]).tokens
     text, _ = encoder(tokens, torch.tensor([0.0, 999.0]))
     assert torch.isfinite(text).all()
+
+
+def test_characters_dominate_the_encoding_at_initialisation():
+    """Regression: a time embedding larger than the token embeddings (the same vector on every
+    token) left "ABC" and "XYZ" ~8% apart, and a CPU run learned to ignore its text."""
+    from textimg.model.text_encoder import TextEncoder
+    from textimg.model.tokenizer import CharTokenizer
+
+    batch = CharTokenizer(64).encode_batch(["ABC", "XYZ"])
+    torch.manual_seed(0)
+    encoder = TextEncoder(64, 1, 32, 2, 64, 32, 32, 128)
+    with torch.no_grad():
+        encoded, _ = encoder(batch.tokens, torch.tensor([500, 500]))
+    assert float((encoded[0] - encoded[1]).norm() / encoded[0].norm()) > 0.5
