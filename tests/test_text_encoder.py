@@ -73,9 +73,6 @@ def test_empty_transcript_is_finite() -> None:
 def test_characters_dominate_the_encoding_at_initialisation():
     """Regression: a time embedding larger than the token embeddings (the same vector on every
     token) left "ABC" and "XYZ" ~8% apart, and a CPU run learned to ignore its text."""
-    from textimg.model.text_encoder import TextEncoder
-    from textimg.model.tokenizer import CharTokenizer
-
     batch = CharTokenizer(64).encode_batch(["ABC", "XYZ"])
     torch.manual_seed(0)
     encoder = TextEncoder(64, 1, 32, 2, 64, 32, 32, 128)
