@@ -232,3 +232,11 @@ def test_two_gloo_ranks_write_what_one_process_writes(setup, tmp_path) -> None:
     pd.testing.assert_frame_equal(one, two)
     for png in (tmp_path / "one" / "a").glob("*.png"):
         assert Image.open(png).tobytes() == Image.open(tmp_path / "two" / "a" / png.name).tobytes()
+
+
+def test_eval_out_defaults_to_an_eval_folder():
+    """`textimg eval ckpt.pt --prompts test_split.jsonl` (the mission's spelling) needs no --out."""
+    result = runner.invoke(app, ["eval", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    out_line = next(line for line in result.output.splitlines() if "--out" in line)
+    assert "[default: eval]" in out_line and "[required]" not in out_line
