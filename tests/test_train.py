@@ -157,3 +157,12 @@ def test_text_dropout_swaps_in_the_null_transcript() -> None:
     dropped = (tokens == null).all(dim=1)
     assert 0.07 < dropped.float().mean() < 0.13 and truncated == 0
     assert (tokens[~dropped] == tokenizer.encode_batch(["abc"], pad_to=3).tokens[0]).all()
+
+
+def test_time_budget_stops_with_a_checkpoint_that_resumes(tmp_path: Path, data: Path) -> None:
+    run = tmp_path / "run"
+    train(micro_config(data, steps=50, max_minutes=1e-9), run)  # spent after the first step
+    assert read_checkpoint(run / "checkpoint.pt")["step"] == 1
+    assert len(losses(run)) == 1
+    train(micro_config(data, steps=3), run, resume=True)
+    assert read_checkpoint(run / "checkpoint.pt")["step"] == 3

@@ -89,6 +89,7 @@ class TrainConfig:
     sample_guidance: float = 2.0
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda
+    max_minutes: float = 0.0  # stop (checkpoint first) after this much training time; 0 = no limit
 
 
 @dataclass(frozen=True)

@@ -410,7 +410,8 @@ def write_sample_sheet(folder: Path, path: Path, limit: int = 32, cell: int = 64
 
     from textimg.contact_sheet import contact_sheet
 
-    rows = pd.read_csv(folder / "results.csv", keep_default_na=False).head(limit)
+    rows = pd.read_csv(folder / "results.csv", keep_default_na=False)
+    rows = rows[rows["image"] != ""].head(limit)  # a prompt without an image has nothing to show
     items = []
     for row in rows.itertuples():
         image = Image.open(folder / row.image).resize((cell, cell), Image.NEAREST)

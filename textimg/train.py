@@ -107,6 +107,21 @@ def conditioning_tokens(
     return torch.where(drop[:, None], null, encoded.tokens), len(encoded.truncated)
 
 
+def _out_of_time(
+    started: float, max_minutes: float, device: torch.device, distributed: bool
+) -> bool:
+    """Whether the time budget is spent; under DDP rank 0's clock decides for every rank, so all
+    ranks stop at the same step (and checkpoint it) instead of hanging in a collective."""
+    if not max_minutes:
+        return False
+    spent = time.perf_counter() - started >= max_minutes * 60
+    if not distributed:
+        return spent
+    flag = torch.tensor(float(spent), device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def write_loss_plot(metrics_path: Path, out: Path) -> None:
     """`loss.png`: loss against step from `metrics.jsonl`."""
     import matplotlib
@@ -269,6 +284,7 @@ def train(
         disable=not is_main,
     )
     task = progress.add_task("", total=cfg.steps, completed=start_step)
+    training_started = time.perf_counter()
     preview = None  # a super-resolution run's grids upsample the first batch's low-res images
     with progress:
         for step in range(start_step, cfg.steps):
@@ -322,8 +338,10 @@ def train(
                     averaged.lerp_(current, 1 - decay)
             done = step + 1
             seconds = time.perf_counter() - started
+            out_of_time = _out_of_time(training_started, cfg.max_minutes, device, distributed)
+            last_step = done == cfg.steps or out_of_time
 
-            if done % cfg.log_every == 0 or done == cfg.steps:
+            if done % cfg.log_every == 0 or last_step:
                 if distributed:
                     dist.all_reduce(loss_sum)
                     loss_value = loss_sum.item() / (cfg.grad_accum * world_size)
@@ -341,7 +359,7 @@ def train(
                         handle.write(json.dumps(row) + "\n")
             progress.update(task, completed=done, description=f"loss {loss_value:.4f} lr {lr:.2e}")
 
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            if done % cfg.checkpoint_every == 0 or last_step:
                 if is_main:
                     data_position["batches"] = done * cfg.grad_accum
                     save_checkpoint(
@@ -357,7 +375,7 @@ def train(
                     )
                 if distributed:
                     dist.barrier()
-            if is_main and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
+            if is_main and cfg.sample_every and (done % cfg.sample_every == 0 or last_step):
                 prompts, low_res = preview or (list(cfg.sample_prompts), None)
                 images = sample(
                     ema,
@@ -370,6 +388,9 @@ def train(
                 )
                 (out / "samples").mkdir(exist_ok=True)
                 save_image(image_grid(images), out / "samples" / f"step-{done:06d}.png")
+            if out_of_time:
+                console.print(f"train.max_minutes={cfg.max_minutes} reached at step {done}")
+                break
 
     if is_main and metrics_path.exists():
         write_loss_plot(metrics_path, out / "loss.png")

@@ -81,6 +81,14 @@ def train(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of weights, noise and data order.")
     ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--max-minutes",
+            help="Stop after this many minutes of training, checkpointing first; --resume "
+            "continues (a time budget for short GPU leases and CI).",
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")
     ] = False,
@@ -108,7 +116,8 @@ def train(
     options = list(overrides or [])
     if data:
         options += _data_overrides(data)
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("seed", seed)):
+    named = (("steps", steps), ("batch_size", batch_size), ("seed", seed))
+    for name, value in (*named, ("max_minutes", max_minutes)):
         if value is not None:
             options.append(f"train.{name}={value}")
     if device is not None:
