@@ -190,15 +190,16 @@ def device(carry: Path, out: Path, minutes: float, segments: int, images: int, t
             entry[f"sample_seconds_g{guidance:g}"] = round(time.perf_counter() - began, 1)
         report["segments"].append(entry)
         report["wall_seconds"] = round(time.perf_counter() - started, 1)
-        save_report()
         print(json.dumps(entry), flush=True)
         del model
-    with tarfile.open(out / "samples.tar", "w") as tar:
-        tar.add(samples, arcname="samples")
-    for name in ("metrics.jsonl", "config.json", "loss.png"):
-        if (run / name).exists():
-            shutil.copy2(run / name, out / name)
-    save_report()
+        # After every segment, so a lease that ends early still returns the curve so far.
+        with tarfile.open(out / "samples.tar.tmp", "w") as tar:
+            tar.add(samples, arcname="samples")
+        os.replace(out / "samples.tar.tmp", out / "samples.tar")
+        for name in ("metrics.jsonl", "config.json", "loss.png"):
+            if (run / name).exists():
+                shutil.copy2(run / name, out / name)
+        save_report()
 
 
 def score(results: Path, carry: Path, out: Path, sheet: Path) -> None:

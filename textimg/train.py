@@ -220,6 +220,7 @@ def train(
                     f"--init-from {init_from} does not fit this model: {error}"
                 ) from None
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
     outer = frozenset()
     if super_resolution.low_res_size and super_resolution.outer_lr_scale != 1.0:
         outer = frozenset(outer_parameter_names(config, model))
@@ -334,8 +335,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
                 decay = ema_decay(step, cfg)
-                for averaged, current in zip(ema.parameters(), raw_model.parameters(), strict=True):
-                    averaged.lerp_(current, 1 - decay)
+                # One fused update, not a kernel launch per tensor (~900 for base64 on a GPU).
+                torch._foreach_lerp_(ema_parameters, model_parameters, 1 - decay)
             done = step + 1
             seconds = time.perf_counter() - started
             out_of_time = _out_of_time(training_started, cfg.max_minutes, device, distributed)
