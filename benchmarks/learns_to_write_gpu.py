@@ -39,13 +39,13 @@ sys.path.insert(0, str(REPO))  # the GPU machine runs from the checkout, nothing
 from textimg.demo import (  # noqa: E402
     TWO_LINES,
     ChainResult,
-    _prompts_file,
-    _summary_scores,
-    _text_file,
     derangement,
     format_table,
     split_texts,
+    summary_scores,
+    write_prompts_file,
     write_sample_sheet,
+    write_text_file,
 )
 
 TASK = dataclasses.replace(TWO_LINES, name="gpu", recipe="base64", train_images=150_000)
@@ -85,10 +85,10 @@ def prepare(carry: Path) -> None:
     carry.mkdir(parents=True, exist_ok=True)
     train_texts, heldout = split_texts(TASK)
     keys = [f"p{i:04d}" for i in range(len(heldout))]
-    _text_file(train_texts, carry / "train.txt")
-    _text_file(heldout, carry / "heldout.txt")
-    _prompts_file(keys, heldout, carry / "prompts.jsonl")
-    _prompts_file(keys, derangement(heldout, TASK.seed + 1), carry / "shuffled.jsonl")
+    write_text_file(train_texts, carry / "train.txt")
+    write_text_file(heldout, carry / "heldout.txt")
+    write_prompts_file(keys, heldout, carry / "prompts.jsonl")
+    write_prompts_file(keys, derangement(heldout, TASK.seed + 1), carry / "shuffled.jsonl")
     font_list = carry / "fonts.txt"
     font_list.write_text("".join(f + "\n" for f in TASK.fonts), encoding="utf-8")
     fonts = carry / "fonts"
@@ -220,7 +220,7 @@ def score(results: Path, carry: Path, out: Path, sheet: Path) -> None:
         textimg("synth", "--out", clean / "shards", "--n", TASK.heldout, "--seed", TASK.seed + 1000,
                 "--text-file", carry / "heldout.txt", *_render_options(carry, 2))  # fmt: skip
         textimg("score", clean / "shards", "--out", clean, *upscale)
-    chain.scores["clean renderings (ceiling)"] = _summary_scores(clean / "summary.json")
+    chain.scores["clean renderings (ceiling)"] = summary_scores(clean / "summary.json")
     curve = []
     folders = sorted((work / "samples").iterdir())
     for folder in folders:
@@ -229,8 +229,8 @@ def score(results: Path, carry: Path, out: Path, sheet: Path) -> None:
         shuffled = work / "shuffled" / folder.name
         textimg("score", folder, "--prompts", carry / "shuffled.jsonl", "--out", shuffled, *upscale)
         own, chance = (
-            _summary_scores(folder / "summary.json"),
-            _summary_scores(shuffled / "summary.json"),
+            summary_scores(folder / "summary.json"),
+            summary_scores(shuffled / "summary.json"),
         )
         curve.append({"step": int(step), "guidance": float(guidance), "own": own, "chance": chance})
         label = f"step {int(step)}, {'no guidance' if guidance == '1' else f'guidance {guidance}'}"

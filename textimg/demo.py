@@ -165,12 +165,12 @@ def derangement(items: Sequence[str], seed: int) -> list[str]:
     raise TextimgError("could not shuffle the prompts without fixed points")
 
 
-def _text_file(texts: Sequence[str], path: Path) -> Path:
+def write_text_file(texts: Sequence[str], path: Path) -> Path:
     path.write_text("".join(t.replace("\n", "\\n") + "\n" for t in texts), encoding="utf-8")
     return path
 
 
-def _prompts_file(keys: Sequence[str], texts: Sequence[str], path: Path) -> Path:
+def write_prompts_file(keys: Sequence[str], texts: Sequence[str], path: Path) -> Path:
     rows = (json.dumps({"key": k, "text": t}) for k, t in zip(keys, texts, strict=True))
     path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
     return path
@@ -276,7 +276,7 @@ def _run_textimg(
     log(f"  {name}: {stage.seconds:.0f} s (load {stage.load_before})")
 
 
-def _summary_scores(summary_path: Path) -> dict[str, Any]:
+def summary_scores(summary_path: Path) -> dict[str, Any]:
     summary = json.loads(summary_path.read_text())
     scores = {m: summary[m] for m in REPORTED_METRICS if m in summary}
     scores["n"] = summary.get("counts", {}).get("scored", summary.get("counts", {}).get("ok"))
@@ -313,11 +313,11 @@ def run_chain(
     texts.mkdir(exist_ok=True)
     train_texts, heldout = split_texts(task)
     keys = [f"p{i:04d}" for i in range(len(heldout))]
-    train_file = _text_file(train_texts, texts / "train.txt")
-    heldout_file = _text_file(heldout, texts / "heldout.txt")
-    prompts = _prompts_file(keys, heldout, texts / "prompts.jsonl")
+    train_file = write_text_file(train_texts, texts / "train.txt")
+    heldout_file = write_text_file(heldout, texts / "heldout.txt")
+    prompts = write_prompts_file(keys, heldout, texts / "prompts.jsonl")
     # eval names the k-th sample of prompt KEY `KEY_k.png`; score reads prompts by that name.
-    shuffled = _prompts_file(
+    shuffled = write_prompts_file(
         [f"{k}_0" for k in keys], derangement(heldout, task.seed + 1), texts / "shuffled.jsonl"
     )
     (texts / "fonts.txt").write_text("".join(f + "\n" for f in task.fonts), encoding="utf-8")
@@ -354,7 +354,7 @@ def run_chain(
     run("synth_clean", "synth", "--out", out / "clean", "--n", task.heldout,
         "--seed", task.seed + 1000, "--text-file", heldout_file, *render)  # fmt: skip
     run("score_clean", "score", out / "clean", "--out", out / "scores" / "clean", *ocr)
-    result.scores["clean renderings (ceiling)"] = _summary_scores(
+    result.scores["clean renderings (ceiling)"] = summary_scores(
         out / "scores" / "clean" / "summary.json"
     )
 
@@ -366,11 +366,11 @@ def run_chain(
             "--samples", 1, "--steps", task.sample_steps, "--guidance", guidance,
             "--seed", task.seed, *ocr)  # fmt: skip
         summary = _find_summary(folder)
-        result.scores[f"own prompts, {label}"] = _summary_scores(summary)
+        result.scores[f"own prompts, {label}"] = summary_scores(summary)
         scored = out / "scores" / f"shuffled-g{guidance:g}"
         run(f"score_shuffled_g{guidance:g}", "score", summary.parent, "--prompts", shuffled,
             "--out", scored, *ocr)  # fmt: skip
-        result.scores[f"shuffled prompts, {label} (chance)"] = _summary_scores(
+        result.scores[f"shuffled prompts, {label} (chance)"] = summary_scores(
             scored / "summary.json"
         )
         sheet_folder = summary.parent
@@ -380,7 +380,7 @@ def run_chain(
         run(f"eval_{kept.stem}", "eval", kept, "--prompts", prompts, "--out", folder,
             "--samples", 1, "--steps", task.sample_steps, "--guidance", task.guidance[-1],
             "--seed", task.seed, "--limit", curve_prompts, *ocr)  # fmt: skip
-        result.curve.append({"step": step, **_summary_scores(_find_summary(folder))})
+        result.curve.append({"step": step, **summary_scores(_find_summary(folder))})
     if sheet_folder is not None:
         result.sheet = write_sample_sheet(sheet_folder, sheet or out / "sheet.png")
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
