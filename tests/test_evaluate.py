@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import socket
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -232,6 +234,42 @@ def test_two_gloo_ranks_write_what_one_process_writes(setup, tmp_path) -> None:
     pd.testing.assert_frame_equal(one, two)
     for png in (tmp_path / "one" / "a").glob("*.png"):
         assert Image.open(png).tobytes() == Image.open(tmp_path / "two" / "a" / png.name).tobytes()
+
+
+def _run_rank_where_rank_one_fails(
+    rank: int, port: int, checkpoint: str, prompts: str, out: str, errors: Any
+) -> None:
+    torch.set_num_threads(1)
+    os.environ |= {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)}
+    os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    if rank == 1:  # this rank's copy of the checkpoint is unreadable (a flaky mount, say)
+        broken = Path(out).parent / "broken.pt"
+        broken.write_bytes(b"not a checkpoint")
+        checkpoint = str(broken)
+    settings = ev.EvalSettings(ev.SamplingSettings(samples=1, steps=2))
+    try:
+        ev.evaluate([Path(checkpoint)], Path(prompts), Path(out), StubEngine(), settings)
+    except Exception as error:
+        errors.put((rank, type(error).__name__, str(error)))
+
+
+def test_one_failing_rank_stops_every_rank_with_its_error(setup, tmp_path) -> None:
+    checkpoints, prompts = setup
+    errors = mp.get_context("spawn").Queue()
+    args = (_free_port(), str(checkpoints[0]), str(prompts), str(tmp_path / "out"), errors)
+    ranks = mp.start_processes(
+        _run_rank_where_rank_one_fails, args=args, nprocs=2, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + 120
+    while not ranks.join(timeout=1):
+        if time.monotonic() > deadline:  # the bug this guards against: rank 0 waits forever
+            for process in ranks.processes:
+                process.kill()
+            pytest.fail("rank 0 still waiting for the failed rank after 120 s")
+    seen = sorted(errors.get(timeout=10) for _ in range(2))
+    assert seen[0][:2] == (0, "TextimgError") and "rank 1: " in seen[0][2]
+    assert seen[1][0] == 1
+    assert not (tmp_path / "out" / "compare.csv").exists()
 
 
 def test_eval_out_defaults_to_an_eval_folder():

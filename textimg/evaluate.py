@@ -400,13 +400,28 @@ def compare_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _gather(
-    part: tuple[list[dict[str, Any]], dict[str, str]], place: Distributed
+    part: tuple[list[dict[str, Any]], dict[str, str]] | None,
+    error: Exception | None,
+    place: Distributed,
 ) -> list[tuple[list[dict[str, Any]], dict[str, str]]]:
-    """Every rank's (rows, thumbnails) on rank 0 (others get []): gloo on CPU, NCCL on GPU."""
+    """Every rank's (rows, thumbnails) on rank 0 (others get []): gloo on CPU, NCCL on GPU.
+
+    Ranks first exchange whether they failed, so one rank's error stops every rank with a
+    message naming it, instead of leaving the others waiting in the gather forever.
+    """
     if place.world_size == 1:
+        if error is not None:
+            raise error
         return [part]
     import torch.distributed as dist
 
+    statuses: list[Any] = [None] * place.world_size
+    dist.all_gather_object(statuses, None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [f"rank {rank}: {status}" for rank, status in enumerate(statuses) if status]
+    if failed:
+        raise TextimgError("evaluation failed on " + "; ".join(failed))
     gathered: list[Any] = [None] * place.world_size if place.rank == 0 else []
     dist.gather_object(part, gathered if place.rank == 0 else None, dst=0)
     return gathered
@@ -426,14 +441,19 @@ def evaluate_checkpoint(
     """Sample, score and (optionally) rerank one checkpoint; rank 0 writes `out/name/` and gets
     the summary, other ranks get None."""
     folder = out / name
-    sampler = CheckpointSampler(path, folder, settings)
     mine = split_for_rank(lines, place)
-    items = (item for line in mine for item in sampler.items(line))
-    rows, thumbnails = score_items(items, engine, progress=progress)
-    if settings.rerank:
-        upsample = SuperResolution(settings) if settings.super_resolution else None
-        rerank_rows(rows, folder, settings.prune, select, upsample, engine, settings.sr_count)
-    parts = _gather((rows, thumbnails), place)
+    part, error = None, None
+    try:
+        sampler = CheckpointSampler(path, folder, settings)
+        items = (item for line in mine for item in sampler.items(line))
+        rows, thumbnails = score_items(items, engine, progress=progress)
+        if settings.rerank:
+            upsample = SuperResolution(settings) if settings.super_resolution else None
+            rerank_rows(rows, folder, settings.prune, select, upsample, engine, settings.sr_count)
+        part = (rows, thumbnails)
+    except Exception as caught:  # every rank must reach the collective below, failed or not
+        error = caught
+    parts = _gather(part, error, place)
     if place.rank != 0:
         return None
     rows, thumbnails = merge_rank_results(parts, [line.key for line in lines])
