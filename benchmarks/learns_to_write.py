@@ -108,7 +108,17 @@ def main() -> None:
     parser.add_argument("--task", choices=[*TASKS, "both"], default="both")
     parser.add_argument("--out", type=Path, default=Path("out/learns_to_write"))
     parser.add_argument("--quick", action="store_true", help="toy size, for a smoke test")
-    parser.add_argument("--steps", type=int, help="override the task's training steps")
+    parser.add_argument(
+        "--steps", type=int, help="override the task's training steps (and its lr decay horizon)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="extra `textimg train --set` override, e.g. train.batch_size=64 (repeatable)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -145,8 +155,11 @@ def main() -> None:
     started = time.perf_counter()
     for name in names:
         task = quick(TASKS[name]) if args.quick else TASKS[name]
+        overrides = list(task.overrides) + args.overrides
         if args.steps:
+            overrides.append(f"train.decay_steps={args.steps}")
             task = dataclasses.replace(task, steps=args.steps)
+        task = dataclasses.replace(task, overrides=tuple(overrides))
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")
         results.append(
