@@ -124,10 +124,9 @@ def device(carry: Path, out: Path, minutes: float, segments: int, images: int, t
     work.mkdir(parents=True)
     report: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                     "torch": torch.__version__, "cpus": os.cpu_count(), "segments": []}  # fmt: skip
-    prompts = [json.loads(line)["text"] for line in (carry / "prompts.jsonl").open()]
-    keys = [json.loads(line)["key"] for line in (carry / "prompts.jsonl").open()]
-    if toy:
-        prompts, keys = prompts[:8], keys[:8]
+    heldout = [json.loads(line) for line in (carry / "prompts.jsonl").read_text().splitlines()]
+    heldout = heldout[:8] if toy else heldout
+    keys, prompts = [row["key"] for row in heldout], [row["text"] for row in heldout]
 
     def save_report() -> None:
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -159,6 +158,7 @@ def device(carry: Path, out: Path, minutes: float, segments: int, images: int, t
     config = apply_overrides(config, overrides)
     report["overrides"] = overrides
     device_name = "cuda" if torch.cuda.is_available() and not toy else "cpu"
+    autocast = torch.autocast(device_name, dtype=torch.bfloat16, enabled=device_name == "cuda")
     run = work / "run"
     samples = work / "samples"
     for segment in range(1, segments + 1):
@@ -179,8 +179,6 @@ def device(carry: Path, out: Path, minutes: float, segments: int, images: int, t
         }
         for guidance in (3.0, 1.0) if segment == segments else (3.0,):
             began = time.perf_counter()
-            autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if torch.cuda.is_available()
-                        else torch.autocast("cpu", enabled=False))  # fmt: skip
             with autocast:
                 images = draw(model, diffusion, prompts, TASK.sample_steps, guidance, seed=0)
             folder = samples / f"step-{step:06d}-g{guidance:g}"
