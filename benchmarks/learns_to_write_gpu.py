@@ -41,6 +41,7 @@ from textimg.demo import (  # noqa: E402
     ChainResult,
     derangement,
     format_table,
+    render_options,
     split_texts,
     summary_scores,
     write_prompts_file,
@@ -100,12 +101,7 @@ def prepare(carry: Path) -> None:
 
 
 def _render_options(carry: Path, workers: int) -> list[str]:
-    return [
-        "--size", str(TASK.size), "--max-lines", str(TASK.max_lines),
-        "--min-font-px", str(TASK.min_font_px), "--max-font-px", str(TASK.max_font_px),
-        "--min-contrast", str(TASK.min_contrast), "--fonts", str(carry / "fonts.txt"),
-        "--font-dir", str(carry / "fonts"), "--no-system-fonts", "--workers", str(workers),
-    ]  # fmt: skip
+    return render_options(TASK, carry / "fonts.txt", workers, font_dir=carry / "fonts")
 
 
 def device(carry: Path, out: Path, minutes: float, segments: int, images: int, toy: bool) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from PIL import Image
+from test_ddp import free_port
 from typer.testing import CliRunner
 
 from textimg import evaluate as ev
@@ -208,16 +208,15 @@ def test_split_and_merge_restore_one_process_order() -> None:
     assert set(thumbnails) == {"p0", "p1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run_rank(rank: int, port: int, checkpoint: str, prompts: str, out: str) -> None:
+def _join_as_rank(rank: int, port: int) -> None:
+    """What torchrun would set for rank `rank` of 2 on this machine."""
     torch.set_num_threads(1)
     os.environ |= {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)}
     os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+
+
+def _run_rank(rank: int, port: int, checkpoint: str, prompts: str, out: str) -> None:
+    _join_as_rank(rank, port)
     settings = ev.EvalSettings(ev.SamplingSettings(samples=2, steps=2), rerank=True)
     table = ev.evaluate([Path(checkpoint)], Path(prompts), Path(out), StubEngine(), settings)
     assert bool(table) == (rank == 0)
@@ -227,7 +226,7 @@ def test_two_gloo_ranks_write_what_one_process_writes(setup, tmp_path) -> None:
     checkpoints, prompts = setup
     settings = ev.EvalSettings(ev.SamplingSettings(samples=2, steps=2), rerank=True)
     ev.evaluate(checkpoints[:1], prompts, tmp_path / "one", StubEngine(), settings)
-    args = (_free_port(), str(checkpoints[0]), str(prompts), str(tmp_path / "two"))
+    args = (free_port(), str(checkpoints[0]), str(prompts), str(tmp_path / "two"))
     mp.spawn(_run_rank, args=args, nprocs=2, join=True)
     one = pd.read_parquet(tmp_path / "one" / "a" / "results.parquet")
     two = pd.read_parquet(tmp_path / "two" / "a" / "results.parquet")
@@ -239,9 +238,7 @@ def test_two_gloo_ranks_write_what_one_process_writes(setup, tmp_path) -> None:
 def _run_rank_where_rank_one_fails(
     rank: int, port: int, checkpoint: str, prompts: str, out: str, errors: Any
 ) -> None:
-    torch.set_num_threads(1)
-    os.environ |= {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)}
-    os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    _join_as_rank(rank, port)
     if rank == 1:  # this rank's copy of the checkpoint is unreadable (a flaky mount, say)
         broken = Path(out).parent / "broken.pt"
         broken.write_bytes(b"not a checkpoint")
@@ -256,7 +253,7 @@ def _run_rank_where_rank_one_fails(
 def test_one_failing_rank_stops_every_rank_with_its_error(setup, tmp_path) -> None:
     checkpoints, prompts = setup
     errors = mp.get_context("spawn").Queue()
-    args = (_free_port(), str(checkpoints[0]), str(prompts), str(tmp_path / "out"), errors)
+    args = (free_port(), str(checkpoints[0]), str(prompts), str(tmp_path / "out"), errors)
     ranks = mp.start_processes(
         _run_rank_where_rank_one_fails, args=args, nprocs=2, join=False, start_method="spawn"
     )

@@ -176,6 +176,21 @@ def write_prompts_file(keys: Sequence[str], texts: Sequence[str], path: Path) ->
     return path
 
 
+def render_options(
+    task: Task, font_list: Path, workers: int, font_dir: Path | None = None
+) -> list[str]:
+    """`textimg synth` options that draw a task's images (corpus and clean renderings alike);
+    with `font_dir`, only the fonts in that folder (a machine without the pip font packages)."""
+    options = [
+        "--size", task.size, "--max-lines", task.max_lines,
+        "--min-font-px", task.min_font_px, "--max-font-px", task.max_font_px,
+        "--min-contrast", task.min_contrast, "--fonts", font_list, "--workers", max(1, workers),
+    ]  # fmt: skip
+    if font_dir is not None:
+        options += ["--font-dir", font_dir, "--no-system-fonts"]
+    return [str(option) for option in options]
+
+
 # ---- running the CLI --------------------------------------------------------------------------
 
 
@@ -321,12 +336,7 @@ def run_chain(
         [f"{k}_0" for k in keys], derangement(heldout, task.seed + 1), texts / "shuffled.jsonl"
     )
     (texts / "fonts.txt").write_text("".join(f + "\n" for f in task.fonts), encoding="utf-8")
-    render = [
-        "--size", task.size, "--max-lines", task.max_lines,
-        "--min-font-px", task.min_font_px, "--max-font-px", task.max_font_px,
-        "--min-contrast", task.min_contrast, "--fonts", texts / "fonts.txt",
-        "--shard-size", 1000, "--workers", max(1, threads),
-    ]  # fmt: skip
+    render = [*render_options(task, texts / "fonts.txt", threads), "--shard-size", "1000"]
     ocr = ["--upscale", task.upscale]
 
     def run(name: str, *args: Any) -> None:
