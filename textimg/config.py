@@ -30,6 +30,7 @@ class ModelConfig:
 
     image_size: int = 32
     image_channels: int = 1  # 1 for grayscale, 3 for RGB; grayscale data can feed an RGB model
+    patch_size: int = 1  # pixels per side folded into channels before the first conv (1 = none)
     model_channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1

@@ -214,9 +214,16 @@ class UNet(nn.Module):
                 )
             return layers
 
-        resolution = config.image_size
+        patch = config.patch_size
+        if patch < 1 or config.image_size % patch:
+            raise TextimgError(
+                f"model.patch_size {patch} must be a positive divisor of image_size "
+                f"{config.image_size}"
+            )
+        resolution = config.image_size // patch
         # A super-resolution model sees the noisy image and the upsampled low-res one, stacked.
         in_channels = config.image_channels * (2 if super_resolution.low_res_size else 1)
+        in_channels *= patch * patch
         input_conv = _IgnoreConditioning(nn.Conv2d(in_channels, ch, 3, padding=1))
         self.input_blocks = nn.ModuleList([Block([input_conv])])
         skip_channels = [ch]
@@ -248,7 +255,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(
             group_norm(ch, groups),
             nn.SiLU(),
-            zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
+            zero_module(nn.Conv2d(ch, out_channels * patch * patch, 3, padding=1)),
         )
 
     def forward(
@@ -271,6 +278,9 @@ class UNet(nn.Module):
                     raise TextimgError("a noise-conditioned model needs the low-res noise step")
                 steps = timestep_embedding(low_res_t, self.config.model_channels)
                 emb = emb + self.low_res_time_embedding(steps)
+        patch = self.config.patch_size
+        if patch > 1:
+            h = F.pixel_unshuffle(h, patch)
         cond = Conditioning(
             emb=emb,
             text=text,
@@ -284,7 +294,8 @@ class UNet(nn.Module):
         h = self.middle_block(h, cond)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), cond)
-        return self.out(h)
+        h = self.out(h)
+        return F.pixel_shuffle(h, patch) if patch > 1 else h
 
 
 class _IgnoreConditioning(nn.Module):
