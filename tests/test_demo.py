@@ -38,6 +38,10 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch):
     assert result.sheet.stat().st_size > 0
     report = json.loads(result.paths["result"].read_text())
     assert report["steps"] == 4
+    # The demo trains its own (patched, faster) model and decays the rate within its steps.
+    config = json.loads((result.paths["checkpoint"].parent / "config.json").read_text())
+    assert config["model"]["patch_size"] == 2
+    assert config["train"]["decay_steps"] == 4
     assert [s["name"] for s in report["stages"]] == [
         "synth", "train_4", "synth_clean", "score_clean", "eval_g3", "score_shuffled_g3",
     ]  # fmt: skip
