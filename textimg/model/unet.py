@@ -9,6 +9,10 @@ Blocks keep improved-diffusion's names (`input_blocks.N`, `middle_block`, `outpu
 the super-resolution model is this class with more input channels and one more outer level,
 warm-started by shifting `input_blocks` indices (the post's "sandwich", `textimg.warm_start`).
 
+`patch_size = p` folds p x p pixel blocks into channels on the way in and unfolds them on the way
+out, so every level runs at 1/p the resolution: cheaper where thin full-resolution convolutions
+dominate (a CPU), at some cost in how fast text binds (docs/learns_to_write.md, session 4).
+
 `conditioning = "glide"` swaps weave attention for GLIDE's (Nichol et al. 2021, section 2.3)
 coupling: the encoder output is projected into every self-attention layer as extra keys and
 values, at the attention and text resolutions of both encoder and decoder.
