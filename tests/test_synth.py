@@ -73,6 +73,27 @@ def test_samples_keep_every_promise(tmp_path, fonts):
         assert (pixels != meta["background"]).any(), "no ink at all"
 
 
+def test_center_placement_moves_only_the_text_block(tmp_path, fonts):
+    """Same seed, same texts and fonts as random placement; every block is centred instead."""
+    settings = {"n": 24, "size": 64, "shard_size": 24, "max_lines": 1}
+    run_synth(make_context(fonts, **settings), tmp_path / "random", workers=1)
+    run_synth(make_context(fonts, placement="center", **settings), tmp_path / "center", workers=1)
+
+    def samples(directory: Path) -> list[tuple[bytes, str, float, float]]:
+        rows = []
+        for _, members in iter_samples([directory]):
+            meta = json.loads(members["json"])
+            x0, y0, x1, y1 = meta["bbox"]
+            rows.append((members["txt"], meta["font_file"], (x0 + x1) / 2, (y0 + y1) / 2))
+        return rows
+
+    spread, centred = samples(tmp_path / "random"), samples(tmp_path / "center")
+    assert [r[:2] for r in spread] == [r[:2] for r in centred]
+    # Wide texts fill the width, where hinting can shift them by a pixel or two.
+    assert all(abs(x - 32) <= 4 and abs(y - 32) <= 3 for *_, x, y in centred)
+    assert max(abs(y - 32) for *_, y in spread) > 8, "random placement should move the text"
+
+
 def test_webdataset_reads_the_shards(tmp_path, fonts):
     run_synth(make_context(fonts), tmp_path, workers=1)
     urls = [str(p) for p in sorted(tmp_path.glob("*.tar"))]
@@ -165,6 +186,7 @@ def test_preview_makes_a_contact_sheet(tmp_path, fonts):
         (["--fonts", "/no/such/list.txt"], "font list not found"),
         (["--shards", "5:9"], "outside"),
         (["--min-contrast", "300"], "--min-contrast"),
+        (["--placement", "left"], "--placement must be one of random, center"),
     ],
 )
 def test_bad_options_give_one_clear_line(tmp_path, extra, message):

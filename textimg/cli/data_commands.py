@@ -125,6 +125,13 @@ def synth(
     min_contrast: Annotated[
         int, typer.Option(help="Least gray-level difference between text and background (1-255).")
     ] = 96,
+    placement: Annotated[
+        str,
+        typer.Option(
+            help="Where the text block sits: 'random' (anywhere it fits, the post's corpus) or "
+            "'center' (always in the middle: an easier task for small models)."
+        ),
+    ] = "random",
     text_file: Annotated[
         Path | None,
         typer.Option(
@@ -195,6 +202,7 @@ def synth(
         min_font_px=min_font_px,
         max_font_px=max_font_px,
         min_contrast=min_contrast,
+        placement=placement,
         text_file=str(text_file or text_from) if corpus else None,
         text_sha256=text_fingerprint(corpus) if corpus else None,
         fonts=font_fingerprint(font_set),
