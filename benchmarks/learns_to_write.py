@@ -11,6 +11,7 @@ without guidance, and OCR-score them (EasyOCR, upscaled) against
 
 Tasks (textimg/demo.py holds their definitions and the chain):
   short  2-3 characters of A-Z 0-9, two bold fonts, 32 px.  Bar: exact >= 0.9 x ceiling.
+  short-center  the same, every string in the middle of its image (`synth --placement center`).
   lines  two lines of 2-5 letter mixed-case words, four bold fonts, 64 px, random-lightness
          backgrounds.  Bar: trigram CI above the shuffled-prompt CI.
 
@@ -33,9 +34,17 @@ import sys
 import time
 from pathlib import Path
 
-from textimg.demo import SHORT_STRINGS, TWO_LINES, ChainResult, Task, format_table, run_chain
+from textimg.demo import (
+    SHORT_CENTERED,
+    SHORT_STRINGS,
+    TWO_LINES,
+    ChainResult,
+    Task,
+    format_table,
+    run_chain,
+)
 
-TASKS = {"short": SHORT_STRINGS, "lines": TWO_LINES}
+TASKS = {"short": SHORT_STRINGS, "short-center": SHORT_CENTERED, "lines": TWO_LINES}
 
 
 def transcript_use(

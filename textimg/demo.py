@@ -54,6 +54,7 @@ class Task:
     max_font_px: int = 15
     max_lines: int = 1
     min_contrast: int = 128
+    placement: str = "random"  # `textimg synth --placement`: random | center
     sample_steps: int = 50
     guidance: tuple[float, ...] = (1.0, 3.0)  # 1 = no guidance
     upscale: int = 4  # OCR enlargement: EasyOCR drops detections of 20 px or less
@@ -71,6 +72,10 @@ SHORT_STRINGS = Task(
     train_images=30_000,
 )
 """Task 1 of issue 7: the reference point of a plain 1.7M-param U-Net on 2 CPU cores."""
+
+SHORT_CENTERED = dataclasses.replace(SHORT_STRINGS, name="short-center", placement="center")
+"""Task 1 with every string in the middle of its image: the same texts, fonts, sizes and grays,
+no position to learn. The issue's reference does not say where its strings sat."""
 
 TWO_LINES = Task(
     name="lines",
@@ -192,7 +197,8 @@ def render_options(
     options = [
         "--size", task.size, "--max-lines", task.max_lines,
         "--min-font-px", task.min_font_px, "--max-font-px", task.max_font_px,
-        "--min-contrast", task.min_contrast, "--fonts", font_list, "--workers", max(1, workers),
+        "--min-contrast", task.min_contrast, "--placement", task.placement,
+        "--fonts", font_list, "--workers", max(1, workers),
     ]  # fmt: skip
     if font_dir is not None:
         options += ["--font-dir", font_dir, "--no-system-fonts"]
