@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from textimg.cli import app
+from textimg.errors import TextimgError
 from textimg.fonts import resolve_fonts
 from textimg.shards import iter_samples, read_manifest, sha256_file
 from textimg.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
@@ -114,6 +115,24 @@ def test_rerun_skips_complete_shards_and_rebuilds_damaged_ones(tmp_path, fonts):
     assert sorted(r.name for r in report.rendered) == ["synth-000001.tar", "synth-000002.tar"]
     assert shard_hashes(tmp_path) == clean
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_corpus_from_before_an_option_existed_still_resumes(tmp_path, fonts):
+    """A manifest written before `placement` existed describes a random-placement corpus."""
+    context = make_context(fonts)
+    run_synth(context, tmp_path, workers=1)
+    clean = shard_hashes(tmp_path)
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["placement"]
+    manifest_path.write_text(json.dumps(manifest))
+    (tmp_path / "synth-000002.tar").unlink()
+    report = run_synth(context, tmp_path, workers=1)
+    assert report.skipped == ["synth-000000.tar", "synth-000001.tar"]
+    assert shard_hashes(tmp_path) == clean
+    centred = make_context(fonts, placement="center")
+    with pytest.raises(TextimgError, match="differs in: placement"):
+        run_synth(centred, tmp_path, workers=1)
 
 
 def test_killed_run_resumes_to_the_same_bytes(tmp_path, fonts):

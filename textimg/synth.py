@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -43,8 +43,8 @@ from textimg.texts import pick_text
 
 SHARD_PREFIX = "synth"
 ALIGNMENTS = ("left", "center", "right")
-# Where the text block sits: anywhere it fits (the post's corpus), or in the middle. Centred text
-# spares a small model from learning where each character goes (docs/learns_to_write.md).
+# Where the text block sits: anywhere it fits (the post's corpus), or in the middle, where a model
+# has no position to learn (it did not make a small one legible sooner: docs/learns_to_write.md).
 PLACEMENTS = ("random", "center")
 MIN_IMAGE_SIZE = 16
 MIN_FONT_PX = 6
@@ -329,6 +329,13 @@ def _load_manifests(directory: Path) -> list[dict[str, Any]]:
     return manifests
 
 
+def recorded_config(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's corpus options, with any option added since it was written at its default
+    (which is what that older version rendered), so a corpus stays resumable across upgrades."""
+    defaults = {f.name: f.default for f in fields(SynthConfig) if f.default is not MISSING}
+    return {**defaults, **manifest.get("config", {})}
+
+
 def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(keys) or "unknown"
@@ -343,10 +350,10 @@ def prepare_output(directory: Path, config_dict: dict[str, Any]) -> dict[str, di
     directory.mkdir(parents=True, exist_ok=True)
     manifests = _load_manifests(directory)
     for manifest in manifests:
-        if manifest.get("kind") != "synth" or manifest.get("config") != config_dict:
+        if manifest.get("kind") != "synth" or recorded_config(manifest) != config_dict:
             raise TextimgError(
                 f"{directory} holds another corpus (its manifest differs in: "
-                f"{_describe_difference(manifest.get('config', {}), config_dict)}); "
+                f"{_describe_difference(recorded_config(manifest), config_dict)}); "
                 "choose an empty folder or the same options"
             )
     if not manifests and any(directory.glob("*.tar")):
@@ -438,8 +445,8 @@ def merge_manifests(directory: Path) -> tuple[dict[str, Any], list[str]]:
     manifests = _load_manifests(directory)
     if not manifests:
         raise TextimgError(f"no manifests to merge in {directory}")
-    config = manifests[0].get("config")
-    if any(m.get("config") != config or m.get("kind") != "synth" for m in manifests):
+    config = recorded_config(manifests[0])
+    if any(recorded_config(m) != config or m.get("kind") != "synth" for m in manifests):
         raise TextimgError(f"the manifests in {directory} describe different corpora")
     merged = {**manifests[0], "shard_range": [0, manifests[0]["num_shards"]], "shards": {}}
     for manifest in manifests:

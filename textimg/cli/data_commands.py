@@ -129,7 +129,7 @@ def synth(
         str,
         typer.Option(
             help="Where the text block sits: 'random' (anywhere it fits, the post's corpus) or "
-            "'center' (always in the middle: an easier task for small models)."
+            "'center' (always in the middle, so a model has no position to learn)."
         ),
     ] = "random",
     text_file: Annotated[
