@@ -350,10 +350,11 @@ def prepare_output(directory: Path, config_dict: dict[str, Any]) -> dict[str, di
     directory.mkdir(parents=True, exist_ok=True)
     manifests = _load_manifests(directory)
     for manifest in manifests:
-        if manifest.get("kind") != "synth" or recorded_config(manifest) != config_dict:
+        options = recorded_config(manifest)
+        if manifest.get("kind") != "synth" or options != config_dict:
             raise TextimgError(
                 f"{directory} holds another corpus (its manifest differs in: "
-                f"{_describe_difference(recorded_config(manifest), config_dict)}); "
+                f"{_describe_difference(options, config_dict)}); "
                 "choose an empty folder or the same options"
             )
     if not manifests and any(directory.glob("*.tar")):
@@ -448,7 +449,12 @@ def merge_manifests(directory: Path) -> tuple[dict[str, Any], list[str]]:
     config = recorded_config(manifests[0])
     if any(recorded_config(m) != config or m.get("kind") != "synth" for m in manifests):
         raise TextimgError(f"the manifests in {directory} describe different corpora")
-    merged = {**manifests[0], "shard_range": [0, manifests[0]["num_shards"]], "shards": {}}
+    merged = {
+        **manifests[0],
+        "config": config,
+        "shard_range": [0, manifests[0]["num_shards"]],
+        "shards": {},
+    }
     for manifest in manifests:
         merged["shards"].update(manifest["shards"])
     expected = [shard_name(SHARD_PREFIX, i) for i in range(merged["num_shards"])]
