@@ -7,6 +7,7 @@ import torch
 
 from textimg.config import DiffusionConfig
 from textimg.diffusion import GaussianDiffusion, cosine_betas, linear_betas
+from textimg.errors import TextimgError
 
 
 def test_schedules_are_valid() -> None:
@@ -73,3 +74,37 @@ def test_one_step_respacing_starts_from_pure_noise() -> None:
     short = GaussianDiffusion(cosine_betas(1000)).respace(1)
     assert short.timesteps.tolist() == [999]
     assert torch.isfinite(short.posterior_log_variance).all()
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_min_snr_weights_the_x0_error_by_min_snr_gamma(prediction: str) -> None:
+    """Whatever the target, the weighted loss is min(SNR, gamma) x the x0 error (Hang et al.)."""
+    gamma = 5.0
+    diffusion = GaussianDiffusion(cosine_betas(1000), prediction=prediction, min_snr_gamma=gamma)
+    x0 = torch.rand(4, 1, 8, 8) * 2 - 1
+    noise = torch.randn_like(x0)
+    t = torch.tensor([0, 300, 600, 950])  # SNR from thousands to below 0.01
+    error = 0.1 * torch.randn_like(x0)
+    a = diffusion.sqrt_alphas_cumprod[t].float().view(-1, 1, 1, 1)
+    s = diffusion.sqrt_one_minus_alphas_cumprod[t].float().view(-1, 1, 1, 1)
+    x_t = diffusion.q_sample(x0, t, noise)
+    eps_hat = (x_t - a * (x0 + error)) / s
+    output = eps_hat if prediction == "eps" else a * eps_hat - s * (x0 + error)
+
+    def model(x: torch.Tensor, _t: torch.Tensor, _tokens: torch.Tensor) -> torch.Tensor:
+        return output
+
+    losses = diffusion.training_losses(model, x0, t, torch.zeros(4, 3), noise)
+    snr = diffusion.alphas_cumprod[t] / (1 - diffusion.alphas_cumprod[t])
+    expected = snr.clamp(max=gamma).float() * error.pow(2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(losses["loss"], expected, rtol=2e-3, atol=1e-6)
+    assert not torch.allclose(losses["loss"], losses["mse"])  # the weights did something
+
+
+def test_min_snr_is_off_by_default_and_survives_respacing() -> None:
+    plain = GaussianDiffusion.from_config(DiffusionConfig())
+    assert torch.equal(plain.loss_weights(torch.tensor([0, 999])), torch.ones(2))
+    weighted = GaussianDiffusion.from_config(DiffusionConfig(prediction="v", min_snr_gamma=5.0))
+    assert weighted.respace(10).min_snr_gamma == 5.0
+    with pytest.raises(TextimgError, match="min_snr_gamma"):
+        GaussianDiffusion(cosine_betas(10), min_snr_gamma=-1.0)

@@ -62,6 +62,7 @@ class DiffusionConfig:
     learned_variance: bool = False  # learned-range sigma with the hybrid loss
     vlb_weight: float = 1e-3  # lambda of L_simple + lambda * L_vlb
     text_dropout: float = 0.1  # classifier-free guidance: share of null transcripts in training
+    min_snr_gamma: float = 0.0  # Min-SNR-gamma loss weights (Hang et al. 2023); 0 = plain MSE
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class GaussianDiffusion:
         learned_variance: bool = False,
         vlb_weight: float = 1e-3,
         timesteps: torch.Tensor | None = None,
+        min_snr_gamma: float = 0.0,
     ) -> None:
         if prediction not in PREDICTIONS:
             raise TextimgError(
@@ -107,6 +108,9 @@ class GaussianDiffusion:
         self.prediction = prediction
         self.learned_variance = learned_variance
         self.vlb_weight = vlb_weight
+        if min_snr_gamma < 0:
+            raise TextimgError(f"min_snr_gamma must be 0 (off) or positive, not {min_snr_gamma}")
+        self.min_snr_gamma = min_snr_gamma
         self.timesteps = timesteps if timesteps is not None else torch.arange(self.num_steps)
         alphas = 1 - self.betas
         self.alphas_cumprod = torch.cumprod(alphas, dim=0)
@@ -132,6 +136,7 @@ class GaussianDiffusion:
             prediction=config.prediction,
             learned_variance=config.learned_variance,
             vlb_weight=config.vlb_weight,
+            min_snr_gamma=config.min_snr_gamma,
         )
 
     def respace(self, count: int) -> GaussianDiffusion:
@@ -153,6 +158,7 @@ class GaussianDiffusion:
             learned_variance=self.learned_variance,
             vlb_weight=self.vlb_weight,
             timesteps=self.timesteps[keep],
+            min_snr_gamma=self.min_snr_gamma,
         )
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -170,6 +176,20 @@ class GaussianDiffusion:
             _gather(self.sqrt_alphas_cumprod, t, x0) * noise
             - _gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
         )
+
+    def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-sample MSE weights of Min-SNR-gamma (Hang et al. 2023), ones when it is off.
+
+        Weighting the x0 error by min(SNR, gamma) stops the nearly clean steps, which are easy
+        and many, from dominating the gradient. In units of the network's own target that is
+        min(SNR, gamma) / SNR for eps and min(SNR, gamma) / (SNR + 1) for v.
+        """
+        if not self.min_snr_gamma:
+            return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+        alpha_bar = self.alphas_cumprod.to(t.device)[t]
+        snr = alpha_bar / (1 - alpha_bar)
+        denominator = snr if self.prediction == "eps" else snr + 1
+        return (snr.clamp(max=self.min_snr_gamma) / denominator).float()
 
     def interpret(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True
@@ -227,13 +247,13 @@ class GaussianDiffusion:
         output = model(x_t, self.timesteps.to(t.device)[t].float(), tokens, **(model_inputs or {}))
         channels = x0.shape[1]
         mse = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2).mean(dim=(1, 2, 3))
-        losses = {"mse": mse, "loss": mse}
+        losses = {"mse": mse, "loss": self.loss_weights(t) * mse}
         if self.learned_variance:
             # The VLB trains only the variance: the mean channels are detached (iDDPM section 3.1).
             frozen = torch.cat([output[:, :channels].detach(), output[:, channels:]], dim=1).float()
             vlb = self._vlb_terms(frozen, x0, x_t, t)
             losses["vlb"] = vlb
-            losses["loss"] = mse + self.vlb_weight * self.num_steps * vlb
+            losses["loss"] = losses["loss"] + self.vlb_weight * self.num_steps * vlb
         return losses
 
     def _vlb_terms(
