@@ -194,7 +194,7 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     images, tokens = load_corpus(args.corpus)
     data = images.float().div(127.5).sub(1).unsqueeze(1)
-    model, ema = UNet(), UNet()
+    model, ema = UNet(args.channels), UNet(args.channels)
     ema.load_state_dict(model.state_dict())
     print(f"{len(data)} images, {sum(p.numel() for p in model.parameters()):,} parameters")
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
@@ -231,7 +231,8 @@ def train(args: argparse.Namespace) -> None:
             recent = np.mean(losses[-50:])
             print(f"step {step} loss {recent:.4f} {rate:.1f} img/s {seconds / 60:.1f} min")
         if step % args.every == 0 or step == args.steps:
-            state = {"ema": ema.state_dict(), "step": step, "minutes": seconds / 60, "loss": losses}
+            state = {"ema": ema.state_dict(), "channels": args.channels, "step": step}
+            state |= {"minutes": seconds / 60, "loss": losses}
             path = args.out / f"ema-{step:06d}.pt"
             torch.save(state, path.with_suffix(".tmp"))
             path.with_suffix(".tmp").rename(path)
@@ -239,8 +240,9 @@ def train(args: argparse.Namespace) -> None:
 
 @torch.no_grad()
 def sample(args: argparse.Namespace) -> None:
-    model = UNet()
-    model.load_state_dict(torch.load(args.checkpoint)["ema"])
+    state = torch.load(args.checkpoint)
+    model = UNet(tuple(state["channels"]))
+    model.load_state_dict(state["ema"])
     model.eval()
     rows = [json.loads(line) for line in args.prompts.read_text().splitlines() if line.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +276,12 @@ def main() -> None:
     trainer.add_argument("--batch-size", type=int, default=32)
     trainer.add_argument("--lr", type=float, default=2e-3)
     trainer.add_argument("--seed", type=int, default=0)
+    trainer.add_argument(
+        "--channels",
+        type=lambda text: tuple(int(c) for c in text.split(",")),
+        default=(16, 32, 64),
+        help="widths at 32, 16 and 8 px (default 16,32,64: 0.61M parameters)",
+    )
     trainer.add_argument("--threads", type=int, default=1)
     sampler = commands.add_parser("sample", help="one DDIM sample per prompt, KEY.png")
     sampler.add_argument("checkpoint", type=Path)

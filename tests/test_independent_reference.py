@@ -42,12 +42,15 @@ def run(*args: object) -> None:
 
 def test_trains_with_falling_loss_and_samples_every_prompt(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus", ["AB", "XYZ", "K7", "Q42"] * 16)
-    run("train", corpus, "--out", tmp_path / "run", "--steps", 60, "--every", 30, "--batch-size", 8)
+    train = ["--steps", 60, "--every", 30, "--batch-size", 8, "--channels", "8,16,32"]
+    run("train", corpus, "--out", tmp_path / "run", *train)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "ema-000030.pt",
         "ema-000060.pt",
     ]
-    losses = torch.load(tmp_path / "run" / "ema-000060.pt")["loss"]
+    state = torch.load(tmp_path / "run" / "ema-000060.pt")
+    assert tuple(state["channels"]) == (8, 16, 32)  # sampling rebuilds the same network
+    losses = state["loss"]
     assert len(losses) == 60 and np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
 
     prompts = tmp_path / "prompts.jsonl"
