@@ -212,7 +212,12 @@ def train(args: argparse.Namespace) -> None:
         a = ALPHA_BAR[t].sqrt().view(-1, 1, 1, 1)
         s = (1 - ALPHA_BAR[t]).sqrt().view(-1, 1, 1, 1)
         noise = torch.randn_like(x0)
-        loss = F.mse_loss(model(a * x0 + s * noise, t, text), a * noise - s * x0)
+        error = (model(a * x0 + s * noise, t, text) - (a * noise - s * x0)).pow(2)
+        weight = torch.ones(len(index))
+        if args.min_snr_gamma:  # Min-SNR-gamma for v: min(SNR, gamma) / (SNR + 1)
+            snr = ALPHA_BAR[t] / (1 - ALPHA_BAR[t])
+            weight = snr.clamp(max=args.min_snr_gamma) / (snr + 1)
+        loss = (weight * error.mean(dim=(1, 2, 3))).mean()
         decay = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, step / 100) * decay
@@ -276,6 +281,9 @@ def main() -> None:
     trainer.add_argument("--batch-size", type=int, default=32)
     trainer.add_argument("--lr", type=float, default=2e-3)
     trainer.add_argument("--seed", type=int, default=0)
+    trainer.add_argument(
+        "--min-snr-gamma", type=float, default=0.0, help="Min-SNR-gamma loss weights; 0 = plain MSE"
+    )
     trainer.add_argument(
         "--channels",
         type=lambda text: tuple(int(c) for c in text.split(",")),

@@ -69,3 +69,15 @@ def test_trains_with_falling_loss_and_samples_every_prompt(tmp_path: Path) -> No
     for key in ("AB", "Z9"):
         pixels = np.asarray(Image.open(out / f"{key}.png"))
         assert pixels.shape == (32, 32) and pixels.std() > 0
+
+
+def test_min_snr_gamma_weights_the_same_first_batch_down(tmp_path: Path) -> None:
+    """Same seed, same batch, noise and timesteps: min(SNR, 5) / (SNR + 1) < 1 at every t."""
+    corpus = write_corpus(tmp_path / "corpus", ["AB", "XYZ"] * 8)
+    first = {}
+    for gamma in ("0", "5"):
+        out = tmp_path / f"gamma-{gamma}"
+        run("train", corpus, "--out", out, "--steps", 1, "--every", 1, "--batch-size", 8,
+            "--channels", "8,16,32", "--min-snr-gamma", gamma)  # fmt: skip
+        first[gamma] = torch.load(out / "ema-000001.pt")["loss"][0]
+    assert 0 < first["5"] < first["0"]
