@@ -124,6 +124,16 @@ class GaussianDiffusion:
         self.posterior_log_variance = torch.log(torch.cat([first, self.posterior_variance[1:]]))
         self.posterior_mean_x0 = self.betas * previous.sqrt() / (1 - self.alphas_cumprod)
         self.posterior_mean_xt = (1 - previous) * alphas.sqrt() / (1 - self.alphas_cumprod)
+        # Min-SNR-gamma (Hang et al. 2023) weights the x0 error by min(SNR, gamma) so the many
+        # nearly clean steps do not dominate the gradient; in units of the network's own target
+        # that is min(SNR, gamma) / SNR for eps and min(SNR, gamma) / (SNR + 1) for v.
+        snr = self.alphas_cumprod / (1 - self.alphas_cumprod)
+        denominator = snr if prediction == "eps" else snr + 1
+        self.loss_weight = (
+            (snr.clamp(max=min_snr_gamma) / denominator).float()
+            if min_snr_gamma
+            else torch.ones(self.num_steps)
+        )
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
@@ -178,18 +188,8 @@ class GaussianDiffusion:
         )
 
     def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
-        """Per-sample MSE weights of Min-SNR-gamma (Hang et al. 2023), ones when it is off.
-
-        Weighting the x0 error by min(SNR, gamma) stops the nearly clean steps, which are easy
-        and many, from dominating the gradient. In units of the network's own target that is
-        min(SNR, gamma) / SNR for eps and min(SNR, gamma) / (SNR + 1) for v.
-        """
-        if not self.min_snr_gamma:
-            return torch.ones(t.shape, dtype=torch.float32, device=t.device)
-        alpha_bar = self.alphas_cumprod.to(t.device)[t]
-        snr = alpha_bar / (1 - alpha_bar)
-        denominator = snr if self.prediction == "eps" else snr + 1
-        return (snr.clamp(max=self.min_snr_gamma) / denominator).float()
+        """Per-sample MSE weights at step indices `t`: Min-SNR-gamma's, or ones when it is off."""
+        return self.loss_weight.to(t.device)[t]
 
     def interpret(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True
