@@ -10,7 +10,7 @@ from textimg.config import ModelConfig, RunConfig, SuperResConfig
 from textimg.errors import TextimgError
 from textimg.model import build_model
 from textimg.model.tokenizer import CharTokenizer
-from textimg.model.unet import SelfAttention, UNet
+from textimg.model.unet import ResBlock, SelfAttention, UNet
 from textimg.model.weave import WeaveAttention
 
 SMALL = ModelConfig(
@@ -134,3 +134,23 @@ def test_patch_size_folds_pixels_into_channels_and_back() -> None:
 def test_patch_size_must_divide_the_image() -> None:
     with pytest.raises(TextimgError, match="patch_size 3"):
         make_unet(dataclasses.replace(SMALL, patch_size=3))
+
+
+def test_interpolate_resampling_has_no_resampling_resblocks() -> None:
+    """resample = "interpolate" pools and upsamples without weights: no ResBlock changes size,
+    fewer parameters, the same levels and output, and the text still changes the output."""
+    plain = make_unet(dataclasses.replace(SMALL, resample="interpolate"))
+    assert all(block.resample is None for block in plain.modules() if isinstance(block, ResBlock))
+    full = make_unet()
+    assert sum(p.numel() for p in plain.parameters()) < sum(p.numel() for p in full.parameters())
+    assert sorted(plain.position_embeddings) == sorted(full.position_embeddings)
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([3.0, 800.0])
+    with torch.no_grad():
+        out = plain(x, t, tokens("ab", "cd"))
+        assert out.shape == x.shape
+        assert not torch.allclose(out, plain(x, t, tokens("xy", "zw")))
+
+
+def test_unknown_resample_mode_is_a_clear_error() -> None:
+    with pytest.raises(TextimgError, match="model.resample must be one of"):
+        make_unet(dataclasses.replace(SMALL, resample="strided"))

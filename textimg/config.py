@@ -34,6 +34,7 @@ class ModelConfig:
     model_channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1
+    resample: str = "resblock"  # resblock (BigGAN, ADM) | interpolate (pooling, nearest; cheaper)
     attention_resolutions: tuple[int, ...] = (8,)  # spatial sizes with self-attention
     text_resolutions: tuple[int, ...] = (8, 16)  # spatial sizes with weave attention (decoder)
     head_channels: int = 32  # channels per self-attention head

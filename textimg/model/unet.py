@@ -13,6 +13,12 @@ warm-started by shifting `input_blocks` indices (the post's "sandwich", `textimg
 out, so every level runs at 1/p the resolution: cheaper where thin full-resolution convolutions
 dominate (a CPU), at some cost in how fast text binds (docs/learns_to_write.md, session 4).
 
+`resample = "interpolate"` replaces the resampling ResBlocks with parameter-free average pooling
+and nearest-neighbour upsampling (as many small diffusion U-Nets do): the upsampling ResBlock
+into the outermost level is the network's single most expensive layer when that level is thin
+(two convolutions at full resolution with the inner level's width), so this roughly halves the
+cost of `cpu-proof-short` per image.
+
 `conditioning = "glide"` swaps weave attention for GLIDE's (Nichol et al. 2021, section 2.3)
 coupling: the encoder output is projected into every self-attention layer as extra keys and
 values, at the attention and text resolutions of both encoder and decoder.
@@ -38,6 +44,7 @@ from textimg.model.weave import AxialPositionEmbedding, WeaveAttention
 
 CONDITIONINGS = ("weave", "glide")
 UPSAMPLE_MODES = ("bilinear", "bicubic")
+RESAMPLE_MODES = ("resblock", "interpolate")
 
 
 def upsample_low_res(low_res: torch.Tensor, size: int, config: SuperResConfig) -> torch.Tensor:
@@ -160,6 +167,11 @@ class UNet(nn.Module):
                 f"super_resolution.upsample must be one of {', '.join(UPSAMPLE_MODES)}, "
                 f"not {super_resolution.upsample!r}"
             )
+        if config.resample not in RESAMPLE_MODES:
+            raise TextimgError(
+                f"model.resample must be one of {', '.join(RESAMPLE_MODES)}, "
+                f"not {config.resample!r}"
+            )
         self.config = config
         self.super_resolution = super_resolution
         glide = config.conditioning == "glide"
@@ -190,6 +202,13 @@ class UNet(nn.Module):
 
         def res_block(c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
             return ResBlock(c_in, emb, c_out, groups, config.dropout, resample)
+
+        def resample(c: int, direction: str) -> nn.Module:
+            if config.resample == "resblock":
+                return res_block(c, c, direction)
+            if direction == "down":
+                return _IgnoreConditioning(nn.AvgPool2d(2))
+            return _IgnoreConditioning(nn.Upsample(scale_factor=2, mode="nearest"))
 
         def self_attention(c: int) -> SelfAttention:
             return SelfAttention(
@@ -239,7 +258,7 @@ class UNet(nn.Module):
                 self.input_blocks.append(Block(layers))
                 skip_channels.append(ch)
             if level < len(config.channel_mult) - 1:
-                self.input_blocks.append(Block([res_block(ch, ch, "down")]))
+                self.input_blocks.append(Block([resample(ch, "down")]))
                 skip_channels.append(ch)
                 resolution //= 2
 
@@ -252,7 +271,7 @@ class UNet(nn.Module):
                 ch = mult * config.model_channels
                 layers += attention_layers(ch, resolution, decoder=True)
                 if level and index == config.num_res_blocks:
-                    layers.append(res_block(ch, ch, "up"))
+                    layers.append(resample(ch, "up"))
                     resolution *= 2
                 self.output_blocks.append(Block(layers))
 
