@@ -96,6 +96,20 @@ def quick(task: Task) -> Task:
     )
 
 
+def configured(
+    task: Task, steps: int | None, guidance: list[float] | None, overrides: list[str]
+) -> Task:
+    """The task as the command line asks: `--steps` also moves the lr decay horizon (so a
+    shorter run still anneals), `--guidance` replaces the scales, `--set` adds overrides."""
+    extra = list(task.overrides) + overrides
+    if steps:
+        extra.append(f"train.decay_steps={steps}")
+        task = dataclasses.replace(task, steps=steps)
+    if guidance:
+        task = dataclasses.replace(task, guidance=tuple(guidance))
+    return dataclasses.replace(task, overrides=tuple(extra))
+
+
 def bar(result: ChainResult) -> tuple[str, bool]:
     """The issue's pass criterion for the task, as a sentence and a verdict."""
     scores = result.scores
@@ -146,6 +160,12 @@ def main() -> None:
         default=(),
         help="steps at which to keep and score a checkpoint (learning curve)",
     )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        nargs="+",
+        help="guidance scales to sample with (1 = none; the curve uses the last), e.g. 1 3 5",
+    )
     parser.add_argument("--sheet-dir", type=Path, help="where the contact sheets go (e.g. docs)")
     parser.add_argument(
         "--transcript-use",
@@ -163,12 +183,12 @@ def main() -> None:
     results = []
     started = time.perf_counter()
     for name in names:
-        task = quick(TASKS[name]) if args.quick else TASKS[name]
-        overrides = list(task.overrides) + args.overrides
-        if args.steps:
-            overrides.append(f"train.decay_steps={args.steps}")
-            task = dataclasses.replace(task, steps=args.steps)
-        task = dataclasses.replace(task, overrides=tuple(overrides))
+        task = configured(
+            quick(TASKS[name]) if args.quick else TASKS[name],
+            args.steps,
+            args.guidance,
+            args.overrides,
+        )
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")
         results.append(

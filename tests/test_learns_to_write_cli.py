@@ -1,0 +1,27 @@
+"""benchmarks/learns_to_write.py turns its command line into the task it runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learns_to_write.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("learns_to_write", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_steps_guidance_and_overrides_reach_the_task() -> None:
+    bench = load_benchmark()
+    task = bench.configured(bench.TASKS["short"], 2000, [1.0, 5.0], ["model.resample=interpolate"])
+    assert task.steps == 2000
+    assert task.guidance == (1.0, 5.0)
+    assert task.overrides[-2:] == ("model.resample=interpolate", "train.decay_steps=2000")
+    # Without options the task is the benchmark's own.
+    assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
