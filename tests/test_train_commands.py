@@ -11,6 +11,7 @@ from PIL import Image
 from test_reader import make_shards
 from typer.testing import CliRunner
 
+from textimg.checkpoint import read_checkpoint_config
 from textimg.cli import app
 from textimg.config import load_recipe, recipe_names
 from textimg.errors import TextimgError
@@ -91,6 +92,7 @@ def test_export_writes_safetensors_and_config(run: Path, tmp_path: Path) -> None
         (["train", "tiny", "--data", "/nonexistent/dir"], "no shards found"),
         (["sample", "missing.pt", "--prompt", "x", "--out", "x.png"], "no checkpoint at"),
         (["sample", "missing.pt", "--out", "x.png"], "at least one --prompt"),
+        (["train", "tiny", "--resume"], "no checkpoint at"),
     ],
 )
 def test_bad_input_is_one_error_line(args: list[str], message: str, tmp_path: Path) -> None:
@@ -117,3 +119,20 @@ def test_export_loads_with_the_safetensors_library(run: Path, tmp_path: Path) ->
     ema = torch.load(run / "checkpoint.pt", weights_only=True)["ema"]
     assert loaded.keys() == ema.keys()
     assert all(torch.equal(loaded[name], ema[name]) for name in ema)
+
+
+def test_resume_keeps_the_settings_the_run_was_started_with(tmp_path: Path) -> None:
+    """`--resume` without the launch's --set options continues the same model and lr horizon
+    (the recipe says 32 px and decay over 3,000 steps); options given on resume still apply."""
+    make_shards(tmp_path / "data", "synth", shards=1, per_shard=8)
+    out = str(tmp_path / "run")
+    start = ["train", "tiny", "--data", str(tmp_path / "data"), "--out", out, "--steps", "2"]
+    result = runner.invoke(app, [*start, *SMALL, "--set", "train.decay_steps=7"])
+    assert result.exit_code == 0, result.output
+    resumed = ["train", "tiny", "--out", out, "--resume", "--steps", "3"]
+    result = runner.invoke(app, [*resumed, "--set", "train.log_every=3"])
+    assert result.exit_code == 0, result.output
+    saved = read_checkpoint_config(tmp_path / "run" / "checkpoint.pt")
+    assert saved.model.image_size == 16 and saved.train.batch_size == 4
+    assert saved.train.decay_steps == 7 and saved.train.steps == 3
+    assert saved.train.log_every == 3

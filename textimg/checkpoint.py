@@ -39,18 +39,24 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The raw checkpoint dict, loaded to CPU without unpickling arbitrary code."""
+def read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """The raw checkpoint dict, loaded to CPU without unpickling arbitrary code (`mmap`: tensors
+    stay on disk until touched, for reading just the config of a large checkpoint)."""
     path = Path(path)
     if not path.is_file():
         raise TextimgError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for a truncated or foreign file
         raise TextimgError(f"{path} is not a readable textimg checkpoint: {error}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise TextimgError(f"{path} is not a textimg checkpoint (format {FORMAT_VERSION})")
     return state
+
+
+def read_checkpoint_config(path: Path) -> RunConfig:
+    """The config a checkpoint was trained with; its tensors are memory-mapped, not read."""
+    return from_dict(read_checkpoint(path, mmap=True)["config"])
 
 
 def load_checkpoint(

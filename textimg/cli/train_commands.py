@@ -90,7 +90,12 @@ def train(
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out from its checkpoint, with the settings it was saved "
+            "with (RECIPE is not re-read); --steps, --set and the other options change them.",
+        ),
     ] = False,
     init_from: Annotated[
         Path | None,
@@ -109,10 +114,14 @@ def train(
     ] = None,
 ) -> None:
     """Train a text-writing diffusion model; the resolved config is printed and saved."""
+    from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint_config
     from textimg.config import apply_overrides, load_recipe
     from textimg.train import train as run_training
 
-    config = load_recipe(recipe)
+    run_dir = out or Path("out") / Path(recipe).stem
+    # A resumed run keeps what it was started with (an lr horizon or a model set by --set at
+    # launch); re-reading the recipe would silently change its schedule or refuse its model.
+    config = read_checkpoint_config(run_dir / CHECKPOINT_NAME) if resume else load_recipe(recipe)
     options = list(overrides or [])
     if data:
         options += _data_overrides(data)
@@ -123,7 +132,6 @@ def train(
     if device is not None:
         options.append(f'train.device="{device}"')
     config = apply_overrides(config, options)
-    run_dir = out or Path("out") / Path(recipe).stem
     run_training(config, run_dir, resume=resume, init_from=init_from)
     console.print(f"done: {run_dir / 'checkpoint.pt'}")
 
