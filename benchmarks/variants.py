@@ -1,0 +1,85 @@
+"""Training-step throughput of recipe variants against the recipe itself, in one process.
+
+Each variant is the recipe plus `--set`-style overrides. The models take turns (one training
+step each: forward, backward, AdamW, on random images, timesteps and transcripts), so a busy
+machine slows all of them alike and the ratio to the recipe holds where absolute img/s do not.
+Also reports parameters and forward FLOPs per image (`torch.utils.flop_counter`).
+
+    python benchmarks/variants.py cpu-proof-short "model.resample=interpolate" \\
+        "model.patch_size=2;model.model_channels=32;model.channel_mult=[1,2,2]"
+
+A variant is one argument, its overrides separated by `;`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from textimg.config import RunConfig, apply_overrides, load_recipe
+from textimg.model import build_model
+
+
+def random_batch(config: RunConfig, batch: int) -> tuple[torch.Tensor, ...]:
+    size, channels = config.model.image_size, config.model.image_channels
+    return (
+        torch.randn(batch, channels, size, size),
+        torch.randint(0, config.diffusion.steps, (batch,)),
+        torch.randint(1, 30, (batch, config.model.context_length)),
+    )
+
+
+def forward_flops(model: torch.nn.Module, config: RunConfig) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*random_batch(config, 1))
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("variants", nargs="*", help='overrides, ";"-separated, per variant')
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per model")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    runs = []
+    for variant in ["", *args.variants]:
+        overrides = [item for item in variant.split(";") if item]
+        config = apply_overrides(load_recipe(args.recipe), overrides)
+        model = build_model(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        runs.append((variant or args.recipe, config, model, optimizer, []))
+
+    for step in range(args.steps + 2):  # two warm-up turns
+        for _, config, model, optimizer, times in runs:
+            x, t, tokens = random_batch(config, args.batch_size)
+            started = time.perf_counter()
+            loss = model(x, t, tokens).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step >= 2:
+                times.append(time.perf_counter() - started)
+
+    base = statistics.median(runs[0][4])
+    print(f"| variant of {args.recipe} | params | MFLOP/img fwd | img/s | vs recipe |")
+    print("|---|---|---|---|---|")
+    for name, config, model, _, times in runs:
+        median = statistics.median(times)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        flops = forward_flops(model, config) / 1e6
+        print(
+            f"| {name} | {params:.2f}M | {flops:.1f} | {args.batch_size / median:.1f} | "
+            f"{base / median:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

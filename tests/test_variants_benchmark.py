@@ -1,0 +1,22 @@
+"""benchmarks/variants.py prints one row per variant, the recipe first at 1.00x."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "variants.py"
+
+
+def test_variants_table_compares_against_the_recipe() -> None:
+    command = [sys.executable, str(SCRIPT), "tiny", "model.resample=interpolate"]
+    result = subprocess.run(
+        [*command, "--batch-size", "2", "--steps", "1"], capture_output=True, text=True, check=True
+    )
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
+    assert [row[0].strip() for row in rows] == ["tiny", "model.resample=interpolate"]
+    assert rows[0][4].strip() == "1.00x"
+    # The variant really is another model: fewer parameters and FLOPs than the recipe.
+    assert float(rows[1][1].strip(" M")) < float(rows[0][1].strip(" M"))
+    assert float(rows[1][2]) < float(rows[0][2])
