@@ -16,8 +16,9 @@ dominate (a CPU), at some cost in how fast text binds (docs/learns_to_write.md, 
 `resample = "interpolate"` replaces the resampling ResBlocks with parameter-free average pooling
 and nearest-neighbour upsampling (as many small diffusion U-Nets do): the upsampling ResBlock
 into the outermost level is the network's single most expensive layer when that level is thin
-(two convolutions at full resolution with the inner level's width), so this roughly halves the
-cost of `cpu-proof-short` per image.
+(two convolutions at full resolution with the inner level's width), so this cuts
+`cpu-proof-short` from 239 to 159 MFLOP per image (1.35x the img/s, `benchmarks/variants.py`),
+at some cost in learning per image (docs/learns_to_write.md, session 7).
 
 `conditioning = "glide"` swaps weave attention for GLIDE's (Nichol et al. 2021, section 2.3)
 coupling: the encoder output is projected into every self-attention layer as extra keys and
