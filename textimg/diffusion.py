@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from textimg.config import DiffusionConfig
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, check_choice
 
 
 def cosine_betas(steps: int, offset: float = 0.008) -> torch.Tensor:
@@ -99,10 +99,7 @@ class GaussianDiffusion:
         timesteps: torch.Tensor | None = None,
         min_snr_gamma: float = 0.0,
     ) -> None:
-        if prediction not in PREDICTIONS:
-            raise TextimgError(
-                f"prediction must be one of {', '.join(PREDICTIONS)}, not {prediction!r}"
-            )
+        check_choice("prediction", prediction, PREDICTIONS)
         self.betas = betas.double()
         self.num_steps = len(betas)
         self.prediction = prediction
@@ -137,10 +134,7 @@ class GaussianDiffusion:
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
-        if config.schedule not in SCHEDULES:
-            raise TextimgError(
-                f"schedule must be one of {', '.join(SCHEDULES)}, not {config.schedule!r}"
-            )
+        check_choice("schedule", config.schedule, SCHEDULES)
         return cls(
             SCHEDULES[config.schedule](config.steps),
             prediction=config.prediction,

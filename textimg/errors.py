@@ -1,5 +1,16 @@
 """The one exception type that the CLI turns into a single clear error line."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 
 class TextimgError(Exception):
     """Bad input or a refused operation: the message is shown to the user as it is, no traceback."""
+
+
+def check_choice(name: str, value: object, choices: Iterable[str]) -> None:
+    """Refuse a setting outside its allowed values, naming them all (one wording everywhere)."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise TextimgError(f"{name} must be one of {', '.join(choices)}, not {value!r}")

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from textimg import metrics
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, check_choice
 from textimg.ocr import OcrEngine
 from textimg.rerank import PruneSettings, rerank, tile
 from textimg.scoring import (
@@ -67,10 +67,7 @@ class SamplingSettings:
 
         if self.samples < 1 or self.steps < 1:
             raise TextimgError("--samples and --steps must be at least 1")
-        if self.sampler not in SAMPLERS:
-            raise TextimgError(
-                f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
-            )
+        check_choice("sampler", self.sampler, SAMPLERS)
 
 
 @dataclass(frozen=True)
@@ -106,14 +103,13 @@ def check_super_resolution(sr_checkpoint: Path | None, checkpoints: Sequence[Pat
     """Fail before any sampling when `--sr` cannot upsample these base checkpoints' images."""
     if sr_checkpoint is None:
         return
-    from textimg.checkpoint import read_checkpoint
-    from textimg.config import from_dict
+    from textimg.checkpoint import read_checkpoint_config
     from textimg.super_resolution import check_cascade
 
-    upsampler = from_dict(read_checkpoint(sr_checkpoint)["config"])
+    upsampler = read_checkpoint_config(sr_checkpoint)
     for path in checkpoints:
         try:
-            check_cascade(from_dict(read_checkpoint(path)["config"]), upsampler)
+            check_cascade(read_checkpoint_config(path), upsampler)
         except TextimgError as error:
             raise TextimgError(f"--sr {sr_checkpoint} with {path}: {error}") from None
 
@@ -252,7 +248,7 @@ class CheckpointSampler:
     """
 
     def __init__(self, path: Path, folder: Path, settings: EvalSettings) -> None:
-        from textimg.checkpoint import read_checkpoint
+        from textimg.checkpoint import read_checkpoint_config
 
         self.path, self.folder, self.settings = path, folder, settings
         self.digest = file_digest(path)
@@ -263,8 +259,7 @@ class CheckpointSampler:
             upsampler = (file_digest(settings.super_resolution), settings.sr_steps,
                          settings.sr_guidance)  # fmt: skip
             self.identity += "+sr:" + ":".join(map(str, upsampler))
-        config = read_checkpoint(path)["config"]
-        self.max_characters = int(config["model"]["context_length"]) - 2
+        self.max_characters = read_checkpoint_config(path).model.context_length - 2
         self._model: tuple[Any, Any] | None = None
         self._upsampler: SuperResolution | None = None
 

@@ -24,7 +24,7 @@ from PIL import Image
 from torch import nn
 
 from textimg.diffusion import GaussianDiffusion
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, check_choice
 from textimg.model.tokenizer import CharTokenizer
 from textimg.super_resolution import sampling_inputs
 
@@ -141,8 +141,7 @@ def sample(
     model's output): that is the cascade's second stage. Prompts longer than the model's context
     are truncated with a warning.
     """
-    if sampler not in SAMPLERS:
-        raise TextimgError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    check_choice("sampler", sampler, SAMPLERS)
     if not prompts:
         raise TextimgError("no prompts to sample")
     config = model.config

@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, check_choice
 from textimg.fonts import PRINTABLE, FontInfo
 from textimg.png import encode_gray_png
 from textimg.render import Layout, fit_text, render_layout
@@ -95,10 +95,7 @@ class SynthConfig:
             raise TextimgError(f"--shard-size must be positive, got {self.shard_size}")
         if self.max_lines < 1:
             raise TextimgError(f"--max-lines must be at least 1, got {self.max_lines}")
-        if self.placement not in PLACEMENTS:
-            raise TextimgError(
-                f"--placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}"
-            )
+        check_choice("--placement", self.placement, PLACEMENTS)
         if not 1 <= self.min_contrast <= 255:
             raise TextimgError(f"--min-contrast must be in 1..255, got {self.min_contrast}")
         low, high = self.font_range

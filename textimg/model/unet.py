@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textimg.config import ModelConfig, SuperResConfig
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, check_choice
 from textimg.model.layers import (
     Conditioning,
     attention,
@@ -158,21 +158,10 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         super_resolution = super_resolution or SuperResConfig()
-        if config.conditioning not in CONDITIONINGS:
-            raise TextimgError(
-                f"model.conditioning must be one of {', '.join(CONDITIONINGS)}, "
-                f"not {config.conditioning!r}"
-            )
-        if super_resolution.low_res_size and super_resolution.upsample not in UPSAMPLE_MODES:
-            raise TextimgError(
-                f"super_resolution.upsample must be one of {', '.join(UPSAMPLE_MODES)}, "
-                f"not {super_resolution.upsample!r}"
-            )
-        if config.resample not in RESAMPLE_MODES:
-            raise TextimgError(
-                f"model.resample must be one of {', '.join(RESAMPLE_MODES)}, "
-                f"not {config.resample!r}"
-            )
+        check_choice("model.conditioning", config.conditioning, CONDITIONINGS)
+        if super_resolution.low_res_size:
+            check_choice("super_resolution.upsample", super_resolution.upsample, UPSAMPLE_MODES)
+        check_choice("model.resample", config.resample, RESAMPLE_MODES)
         self.config = config
         self.super_resolution = super_resolution
         glide = config.conditioning == "glide"
