@@ -108,3 +108,35 @@ def test_min_snr_is_off_by_default_and_survives_respacing() -> None:
     assert weighted.respace(10).min_snr_gamma == 5.0
     with pytest.raises(TextimgError, match="min_snr_gamma"):
         GaussianDiffusion(cosine_betas(10), min_snr_gamma=-1.0)
+
+
+def test_importance_sampling_draws_t_by_the_min_snr_weights_and_keeps_the_objective() -> None:
+    """t is drawn where the weights are large, every sample then weighs the same, and the batch
+    mean still estimates the uniform-t Min-SNR objective for any per-step loss."""
+    uniform = GaussianDiffusion(cosine_betas(1000), prediction="v", min_snr_gamma=5.0)
+    config = DiffusionConfig(prediction="v", min_snr_gamma=5.0, timestep_sampling="importance")
+    importance = GaussianDiffusion.from_config(config)
+    generator = torch.Generator().manual_seed(0)
+    t = torch.cat(
+        [importance.sample_timesteps(64, generator, torch.device("cpu")) for _ in range(500)]
+    )
+    weights = uniform.loss_weight.double()
+    # Drawn by the weights: the mean weight of the drawn steps is E_p[w] = sum w^2 / sum w.
+    drawn = weights[t].mean().item()
+    assert drawn == pytest.approx(((weights**2).sum() / weights.sum()).item(), rel=0.02)
+    assert drawn > 1.3 * weights.mean().item()
+    # Equal weights, equal to the uniform mean weight.
+    per_sample = importance.loss_weights(t).double()
+    assert torch.allclose(per_sample, torch.full_like(per_sample, weights.mean().item()))
+    # Unbiased: a loss that varies with t averages to its uniform-t weighted mean.
+    per_step_loss = torch.linspace(0.5, 2.0, 1000, dtype=torch.float64) ** 2
+    estimate = (per_sample * per_step_loss[t]).mean().item()
+    assert estimate == pytest.approx((weights * per_step_loss).mean().item(), rel=0.02)
+    assert importance.respace(10).timestep_sampling == "importance"
+
+
+def test_importance_sampling_without_min_snr_or_an_unknown_sampling_is_a_clear_error() -> None:
+    with pytest.raises(TextimgError, match="min_snr_gamma > 0"):
+        GaussianDiffusion(cosine_betas(10), timestep_sampling="importance")
+    with pytest.raises(TextimgError, match="timestep_sampling"):
+        GaussianDiffusion(cosine_betas(10), timestep_sampling="lognormal")

@@ -64,6 +64,9 @@ class DiffusionConfig:
     vlb_weight: float = 1e-3  # lambda of L_simple + lambda * L_vlb
     text_dropout: float = 0.1  # classifier-free guidance: share of null transcripts in training
     min_snr_gamma: float = 0.0  # Min-SNR-gamma loss weights (Hang et al. 2023); 0 = plain MSE
+    # uniform | importance: t drawn in proportion to the Min-SNR weights, each sample then weighted
+    # equally; the same objective with lower gradient variance (needs min_snr_gamma > 0)
+    timestep_sampling: str = "uniform"
 
 
 @dataclass(frozen=True)

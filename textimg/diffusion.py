@@ -40,6 +40,7 @@ def linear_betas(steps: int) -> torch.Tensor:
 
 SCHEDULES = {"cosine": cosine_betas, "linear": linear_betas}
 PREDICTIONS = ("eps", "v")
+TIMESTEP_SAMPLINGS = ("uniform", "importance")
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -98,8 +99,10 @@ class GaussianDiffusion:
         vlb_weight: float = 1e-3,
         timesteps: torch.Tensor | None = None,
         min_snr_gamma: float = 0.0,
+        timestep_sampling: str = "uniform",
     ) -> None:
         check_choice("prediction", prediction, PREDICTIONS)
+        check_choice("timestep_sampling", timestep_sampling, TIMESTEP_SAMPLINGS)
         self.betas = betas.double()
         self.num_steps = len(betas)
         self.prediction = prediction
@@ -131,6 +134,26 @@ class GaussianDiffusion:
             if min_snr_gamma
             else torch.ones(self.num_steps)
         )
+        # Importance sampling (timestep_sampling = "importance") draws t in proportion to those
+        # weights and divides each sample's weight by its density, so every sample of a batch
+        # carries the same weight: the same objective as uniform t, but without the ~40% of a
+        # Min-SNR-5 batch whose weights are under 0.2 and add compute but little gradient.
+        if timestep_sampling == "importance" and not min_snr_gamma:
+            raise TextimgError(
+                "timestep_sampling = 'importance' draws t by the Min-SNR weights, so it needs "
+                "min_snr_gamma > 0 (with plain weights it is uniform sampling)"
+            )
+        self.timestep_sampling = timestep_sampling
+        density = (
+            self.loss_weight.double()
+            if timestep_sampling == "importance"
+            else torch.ones(self.num_steps, dtype=torch.float64)
+        )
+        self.timestep_density = density / density.sum()
+        self._timestep_cdf = torch.cumsum(self.timestep_density, dim=0)
+        # 1 / (T p(t)): the factor that keeps a non-uniform draw an unbiased estimate of the
+        # uniform-t objective (ones for uniform sampling).
+        self._density_correction = (1 / (self.num_steps * self.timestep_density)).float()
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
@@ -141,6 +164,7 @@ class GaussianDiffusion:
             learned_variance=config.learned_variance,
             vlb_weight=config.vlb_weight,
             min_snr_gamma=config.min_snr_gamma,
+            timestep_sampling=config.timestep_sampling,
         )
 
     def respace(self, count: int) -> GaussianDiffusion:
@@ -163,6 +187,7 @@ class GaussianDiffusion:
             vlb_weight=self.vlb_weight,
             timesteps=self.timesteps[keep],
             min_snr_gamma=self.min_snr_gamma,
+            timestep_sampling=self.timestep_sampling,
         )
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -182,8 +207,9 @@ class GaussianDiffusion:
         )
 
     def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
-        """Per-sample MSE weights at step indices `t`: Min-SNR-gamma's, or ones when it is off."""
-        return self.loss_weight.to(t.device)[t]
+        """Per-sample MSE weights at step indices `t` drawn by `sample_timesteps`: Min-SNR-gamma's
+        (ones when it is off) over T p(t), so the batch mean estimates the uniform-t objective."""
+        return (self.loss_weight * self._density_correction).to(t.device)[t]
 
     def interpret(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True
@@ -217,10 +243,15 @@ class GaussianDiffusion:
     def sample_timesteps(
         self, batch: int, generator: torch.Generator, device: torch.device
     ) -> torch.Tensor:
-        """Stratified uniform timesteps, one per slice of [0, T), shuffled: lower loss variance."""
+        """Stratified timesteps, one per slice of the sampling distribution's quantiles,
+        shuffled: lower loss variance. Uniform over [0, T), or by the loss weights."""
         offsets = torch.rand(batch, generator=generator, dtype=torch.float64)
         strata = (torch.arange(batch, dtype=torch.float64) + offsets) / batch
-        t = (strata * self.num_steps).long().clamp(max=self.num_steps - 1)
+        if self.timestep_sampling == "uniform":
+            t = (strata * self.num_steps).long()
+        else:
+            t = torch.searchsorted(self._timestep_cdf, strata, right=True)
+        t = t.clamp(max=self.num_steps - 1)
         return t[torch.randperm(batch, generator=generator)].to(device)
 
     def training_losses(
@@ -247,7 +278,8 @@ class GaussianDiffusion:
             frozen = torch.cat([output[:, :channels].detach(), output[:, channels:]], dim=1).float()
             vlb = self._vlb_terms(frozen, x0, x_t, t)
             losses["vlb"] = vlb
-            losses["loss"] = losses["loss"] + self.vlb_weight * self.num_steps * vlb
+            correction = self._density_correction.to(t.device)[t]
+            losses["loss"] = losses["loss"] + self.vlb_weight * self.num_steps * correction * vlb
         return losses
 
     def _vlb_terms(
