@@ -152,8 +152,9 @@ class GaussianDiffusion:
         self.timestep_density = density / density.sum()
         self._timestep_cdf = torch.cumsum(self.timestep_density, dim=0)
         # 1 / (T p(t)): the factor that keeps a non-uniform draw an unbiased estimate of the
-        # uniform-t objective (ones for uniform sampling).
+        # uniform-t objective (ones for uniform sampling); computed once, not per batch.
         self._density_correction = (1 / (self.num_steps * self.timestep_density)).float()
+        self._sample_weight = self.loss_weight * self._density_correction
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
@@ -209,7 +210,7 @@ class GaussianDiffusion:
     def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
         """Per-sample MSE weights at step indices `t` drawn by `sample_timesteps`: Min-SNR-gamma's
         (ones when it is off) over T p(t), so the batch mean estimates the uniform-t objective."""
-        return (self.loss_weight * self._density_correction).to(t.device)[t]
+        return self._sample_weight.to(t.device)[t]
 
     def interpret(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True
