@@ -169,6 +169,39 @@ def test_changed_settings_resample_and_sampler_failure_is_a_status(setup, tmp_pa
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["trigram"]["mean"] is None
 
 
+def test_prompts_share_sampling_calls_and_a_failing_prompt_marks_only_itself(
+    setup, tmp_path, monkeypatch
+) -> None:
+    """All prompts go through one network call; when that call fails, eval retries prompt by
+    prompt so the one prompt that breaks the sampler is the only `sample_error`."""
+    checkpoints, prompts = setup
+    real, calls = sampling.sample, []
+
+    def sample_refusing_hi(model, diffusion, texts, **options):
+        calls.append(list(texts))
+        if "Hi" in texts:
+            raise RuntimeError("this prompt breaks the sampler")
+        return real(model, diffusion, texts, **options)
+
+    monkeypatch.setattr(sampling, "sample", sample_refusing_hi)
+    settings = ev.EvalSettings(ev.SamplingSettings(samples=2, steps=2))
+    ev.evaluate(checkpoints[:1], prompts, tmp_path, StubEngine(), settings)
+    batch = ["abcd", "abcd", "", "", LONG[:14], LONG[:14], "Hi", "Hi"]
+    assert calls == [batch] + [batch[i : i + 2] for i in range(0, 8, 2)]
+    rows = pd.read_csv(tmp_path / "a" / "results.csv", keep_default_na=False)
+    status = dict(zip(rows["image"], rows["status"], strict=True))
+    assert status["k2_0.png"] == status["k2_1.png"] == "sample_error"
+    assert status["k1_0.png"] == status["long_1.png"] == "ok"
+    assert status["empty_0.png"] == "empty_prompt"
+    assert "breaks the sampler" in rows[rows["key"] == "k2"]["error"].iloc[0]
+
+    calls.clear()
+    small = ev.EvalSettings(ev.SamplingSettings(samples=2, steps=2, seed=1), sample_batch=4)
+    ev.evaluate(checkpoints[:1], prompts, tmp_path / "small", StubEngine(), small)
+    # Two prompts of K = 2 per call; the call with Hi fails and is retried prompt by prompt.
+    assert [len(call) for call in calls] == [4, 4, 2, 2]
+
+
 def test_bad_sr_and_bad_arguments_fail_early(setup, tmp_path) -> None:
     checkpoints, prompts = setup
     base = ["eval", str(checkpoints[0]), "--prompts", str(prompts), "--out", str(tmp_path)]

@@ -9,10 +9,13 @@ large images are scored, or, with rerank, only the survivors are and the rerank 
 the upsampled pick. Several checkpoints give one side-by-side table,
 `DIR/compare.csv`.
 
-Every image is a pure function of (checkpoint, prompt, k, sampling settings): the K samples of a
-prompt come from one `sample` call seeded by (seed, key), so they do not depend on which other
-prompts run, on `--limit`, or on how torchrun splits the prompts. That is what lets a restarted
-run keep every PNG whose embedded metadata matches, and the OCR cache does the rest.
+Every image is a function of (checkpoint, prompt, k, sampling settings): the K samples of a
+prompt are seeded by (seed, key) alone, so their noise does not depend on which other prompts
+run, on `--limit`, on `--sample-batch` or on how torchrun splits the prompts (prompts share a
+network call, `sample_batch` images at a time, each drawing from its own seed; only the last bits
+of the network's sums can differ between batch compositions, and rarely a pixel by one level).
+That is what lets a restarted run keep every PNG whose embedded metadata matches, and the OCR
+cache does the rest.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -84,6 +87,7 @@ class EvalSettings:
     sr_count: int | None = None  # super-resolution slots per prompt; default K
     sr_steps: int | None = None  # default: sampling.steps
     sr_guidance: float = 1.0  # the original upsampled without guidance
+    sample_batch: int = 64  # images per sampling call; batching changes no draw (GroupNoise)
 
 
 @dataclass(frozen=True)
@@ -263,39 +267,57 @@ class CheckpointSampler:
         self._model: tuple[Any, Any] | None = None
         self._upsampler: SuperResolution | None = None
 
-    def items(self, line: PromptLine) -> list[Item]:
-        """K scoring items for one prompt line, or one item whose status says why there are none."""
+    def items(self, lines: Sequence[PromptLine]) -> Iterator[Item]:
+        """The scoring items of `lines`, in order; missing samples are drawn `sample_batch`
+        images per network call (a prompt's K samples never split across calls)."""
+        per_call = max(1, self.settings.sample_batch // self.settings.sampling.samples)
+        waiting: list[_PromptPlan] = []  # planned, not yet yielded
+        to_draw: list[_PromptPlan] = []
+        for line in lines:
+            plan = self._plan(line)
+            waiting.append(plan)
+            if plan.images is None and not plan.error:
+                to_draw.append(plan)
+            if len(to_draw) == per_call:
+                self._draw(to_draw)
+                yield from (item for done in waiting for item in done.items())
+                waiting, to_draw = [], []
+        self._draw(to_draw)
+        yield from (item for done in waiting for item in done.items())
+
+    def _plan(self, line: PromptLine) -> _PromptPlan:
+        """What one prompt line needs: its paths and metadata, and its reusable samples if any."""
         if line.error:
-            return [Item(line.key, line.text, "", status="bad_prompt_line", error=line.error)]
+            return _PromptPlan(line, "", [], [], error=line.error)
         text = line.text or ""
         prompt = text[: self.max_characters]
-        extra = {"truncated": len(text) > len(prompt), "prompt_chars": len(text)}
         k_total = self.settings.sampling.samples
         paths = [self.folder / f"{line.key}_{k}.png" for k in range(k_total)]
         metadata = [
             _metadata(self.identity, prompt, k, self.settings.sampling) for k in range(k_total)
         ]
         images = [_reusable(p, m) for p, m in zip(paths, metadata, strict=True)]
-        extra["reused"] = all(image is not None for image in images)
-        if not extra["reused"]:
-            try:
-                images = self._draw(prompt, line.key, paths, metadata)
-            except Exception as error:  # one prompt that breaks the sampler must not end the run
-                failure = f"{type(error).__name__}: {error}"
-                return [
-                    Item(line.key, prompt, p.name, status="sample_error", error=failure,
-                         extra={"sample": k, **extra})
-                    for k, p in enumerate(paths)
-                ]  # fmt: skip
-        status = "ok" if prompt.strip() else "empty_prompt"
-        return [
-            Item(line.key, prompt, p.name, image, status, extra={"sample": k, **extra})
-            for k, (p, image) in enumerate(zip(paths, images, strict=True))
-        ]
+        reused = all(image is not None for image in images)
+        return _PromptPlan(line, prompt, paths, metadata, images if reused else None, reused)
 
-    def _draw(
-        self, prompt: str, key: str, paths: Sequence[Path], metadata: Sequence[str]
-    ) -> list[Image.Image]:
+    def _draw(self, plans: Sequence[_PromptPlan]) -> None:
+        """Sample every plan's images in one call; if that fails, prompt by prompt, so one
+        prompt that breaks the sampler marks only itself (`sample_error`), not the run."""
+        if not plans:
+            return
+        try:
+            self._sample(plans)
+        except Exception as error:
+            if len(plans) == 1:
+                plans[0].error = f"{type(error).__name__}: {error}"
+                return
+            for plan in plans:
+                try:
+                    self._sample([plan])
+                except Exception as single:
+                    plan.error = f"{type(single).__name__}: {single}"
+
+    def _sample(self, plans: Sequence[_PromptPlan]) -> None:
         from textimg.checkpoint import load_checkpoint
         from textimg.sampling import sample
 
@@ -303,18 +325,56 @@ class CheckpointSampler:
             model, diffusion, _ = load_checkpoint(self.path, device=self.settings.device)
             self._model = (model, diffusion)
         sampling = self.settings.sampling
+        k_total = sampling.samples
         arrays = sample(
-            *self._model, [prompt] * sampling.samples, steps=sampling.steps,
-            guidance=sampling.guidance, seed=prompt_seed(sampling.seed, key),
+            *self._model, [plan.prompt for plan in plans for _ in range(k_total)],
+            steps=sampling.steps, guidance=sampling.guidance,
+            seed=[prompt_seed(sampling.seed, plan.line.key) for plan in plans],
             sampler=sampling.sampler,
         )  # fmt: skip
-        if self.cascade:
-            self._upsampler = self._upsampler or SuperResolution(self.settings)
-            arrays = self._upsampler.arrays(arrays, prompt)
         self.folder.mkdir(parents=True, exist_ok=True)
+        for index, plan in enumerate(plans):
+            mine = arrays[index * k_total : (index + 1) * k_total]
+            if self.cascade:
+                self._upsampler = self._upsampler or SuperResolution(self.settings)
+                mine = self._upsampler.arrays(mine, plan.prompt)
+            plan.images = [
+                _save_sample(array, path, meta)
+                for array, path, meta in zip(mine, plan.paths, plan.metadata, strict=True)
+            ]
+
+
+@dataclass
+class _PromptPlan:
+    """One prompt line on its way to scoring items: reused or freshly drawn images, or why not."""
+
+    line: PromptLine
+    prompt: str
+    paths: list[Path]
+    metadata: list[str]
+    images: list[Image.Image] | None = None
+    reused: bool = False
+    error: str = ""
+
+    def items(self) -> list[Item]:
+        key = self.line.key
+        if self.line.error:
+            return [Item(key, self.line.text, "", status="bad_prompt_line", error=self.error)]
+        extra = {
+            "truncated": len(self.line.text or "") > len(self.prompt),
+            "prompt_chars": len(self.line.text or ""),
+            "reused": self.reused,
+        }
+        if self.images is None:
+            return [
+                Item(key, self.prompt, p.name, status="sample_error", error=self.error,
+                     extra={"sample": k, **extra})
+                for k, p in enumerate(self.paths)
+            ]  # fmt: skip
+        status = "ok" if self.prompt.strip() else "empty_prompt"
         return [
-            _save_sample(array, path, meta)
-            for array, path, meta in zip(arrays, paths, metadata, strict=True)
+            Item(key, self.prompt, p.name, image, status, extra={"sample": k, **extra})
+            for k, (p, image) in enumerate(zip(self.paths, self.images, strict=True))
         ]
 
 
@@ -440,7 +500,7 @@ def evaluate_checkpoint(
     part, error = None, None
     try:
         sampler = CheckpointSampler(path, folder, settings)
-        items = (item for line in mine for item in sampler.items(line))
+        items = sampler.items(mine)
         rows, thumbnails = score_items(items, engine, progress=progress)
         if settings.rerank:
             upsample = SuperResolution(settings) if settings.super_resolution else None

@@ -7,15 +7,18 @@ grids, `textimg eval`):
     images = sampling.sample(model, diffusion, ["hello"], steps=50, guidance=3.0, seed=0,
                              sampler="ddim")   # uint8 array (N, H, W, C)
 
-Each sampler is a small pure function with one signature, `(denoise, diffusion, noise,
-generator) -> x0`, walking a respaced `GaussianDiffusion`; `denoise(x_t, t)` is the network
-with guidance already applied (see `guided_denoiser`). The same seed gives the same images.
+Each sampler is a small pure function with one signature, `(denoise, diffusion, noise, draw)
+-> x0`, walking a respaced `GaussianDiffusion`; `denoise(x_t, t)` is the network with guidance
+already applied (see `guided_denoiser`) and `draw(shape)` gives fresh Gaussian noise
+(`GroupNoise`). The same seed gives the same images; with one seed per prompt
+(`seed=[...]`), a prompt's images do not depend on which prompts share its batch, which lets
+`textimg eval` sample many prompts per network call.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,32 @@ from textimg.model.tokenizer import CharTokenizer
 from textimg.super_resolution import sampling_inputs
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+NoiseDraw = Callable[[tuple[int, ...]], torch.Tensor]
+
+
+class GroupNoise:
+    """Gaussian noise for a batch of equal, contiguous row groups, each drawn from its own seed.
+
+    Group g's rows get exactly the numbers a batch of only that group would get from its seed,
+    so batching prompts together changes no draw (floating-point sums inside the network may
+    still differ in the last bits between batch sizes).
+    """
+
+    def __init__(self, seeds: Sequence[int], rows: int) -> None:
+        if not seeds or rows % len(seeds):
+            raise TextimgError(f"{rows} rows cannot be split evenly among {len(seeds)} seeds")
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        self.group_size = rows // len(seeds)
+
+    def __call__(self, shape: tuple[int, ...]) -> torch.Tensor:
+        rest = tuple(shape[1:])
+        return torch.cat([torch.randn((self.group_size, *rest), generator=generator)
+                          for generator in self.generators])  # fmt: skip
+
+    def groups(self) -> list[tuple[slice, torch.Generator]]:
+        """(rows, generator) of each group, for draws that need the generator itself."""
+        size = self.group_size
+        return [(slice(g * size, (g + 1) * size), gen) for g, gen in enumerate(self.generators)]
 
 
 def guided_denoiser(
@@ -43,8 +72,15 @@ def guided_denoiser(
     scale 1 is the conditional model, 0 the unconditional one. Only the prediction channels are
     mixed; a learned variance comes from the conditional branch (GLIDE). Both branches run as
     one batch, and both see the same `model_inputs` (a super-resolution model's low-res image:
-    only the transcript is dropped, as in the original).
+    only the transcript is dropped, as in the original). Scale 1 runs the conditional branch
+    only.
     """
+    if scale == 1:  # the conditional model alone: half the work, the same prediction
+
+        def conditional(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return model(x, t, tokens, **(model_inputs or {})).float()
+
+        return conditional
     doubled = {name: torch.cat([value, value]) for name, value in (model_inputs or {}).items()}
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -68,7 +104,7 @@ def _step(
 
 
 def ancestral_sample(
-    denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, generator: torch.Generator
+    denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, draw: NoiseDraw
 ) -> torch.Tensor:
     """Ancestral sampling of p(x_{t-1} | x_t) (Ho et al. 2020), respaced (Nichol & Dhariwal)."""
     x = noise
@@ -77,15 +113,15 @@ def ancestral_sample(
         prediction = diffusion.interpret(denoise(x, t), x, i)
         x = diffusion.posterior_mean(prediction.x0, x, i)
         if index > 0:
-            fresh = torch.randn(x.shape, generator=generator).to(x.device)
+            fresh = draw(tuple(x.shape)).to(x.device)
             x = x + torch.exp(0.5 * prediction.log_variance) * fresh
     return x
 
 
 def ddim_sample(
-    denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, generator: torch.Generator
+    denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, draw: NoiseDraw
 ) -> torch.Tensor:
-    """Deterministic DDIM, eta = 0 (Song et al. 2021); `generator` is unused by design."""
+    """Deterministic DDIM, eta = 0 (Song et al. 2021); `draw` is unused by design."""
     x = noise
     for index in reversed(range(diffusion.num_steps)):
         i, t = _step(diffusion, index, x)
@@ -131,12 +167,15 @@ def sample(
     prompts: list[str],
     steps: int = 50,
     guidance: float = 3.0,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     sampler: str = "ddim",
     low_res: np.ndarray | None = None,
 ) -> np.ndarray:
     """Images for `prompts` as uint8 (N, H, W, C); a pure function of the arguments and weights.
 
+    `seed` is one seed for the batch, or one per equal, contiguous group of prompts (e.g. one
+    per prompt of `[a, a, b, b]` for two samples each): then each group's images are those a
+    call with only that group would give, so callers can batch many prompts per network call.
     A super-resolution model also needs `low_res`, one uint8 (s, s, C) image per prompt (a base
     model's output): that is the cascade's second stage. Prompts longer than the model's context
     are truncated with a warning.
@@ -155,26 +194,29 @@ def sample(
     device = next(model.parameters()).device
     tokens = batch.tokens.to(device)
     null_tokens = tokenizer.null_tokens(len(prompts), tokens.shape[1]).to(device)
-    generator = torch.Generator().manual_seed(seed)
+    draw = GroupNoise([seed] if isinstance(seed, int) else seed, len(prompts))
     shape = (len(prompts), config.image_channels, config.image_size, config.image_size)
-    noise = torch.randn(shape, generator=generator).to(device)
+    noise = draw(shape).to(device)
     super_resolution = model.super_resolution
     if bool(super_resolution.low_res_size) != (low_res is not None):
         raise TextimgError(
             "a super-resolution model needs low-res images and a base model takes none"
         )
-    model_inputs = {}
+    model_inputs: dict[str, torch.Tensor] = {}
     if low_res is not None:
         if len(low_res) != len(prompts):
             raise TextimgError(f"{len(low_res)} low-res images for {len(prompts)} prompts")
-        model_inputs = sampling_inputs(
-            super_resolution, low_res, config.image_channels, diffusion, generator, device
-        )
+        parts = [
+            sampling_inputs(super_resolution, low_res[rows], config.image_channels, diffusion,
+                            generator, device)
+            for rows, generator in draw.groups()
+        ]  # fmt: skip
+        model_inputs = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
     was_training = model.training
     model.eval()
     try:
         denoise = guided_denoiser(model, tokens, null_tokens, guidance, model_inputs)
-        images = SAMPLERS[sampler](denoise, diffusion.respace(steps), noise, generator)
+        images = SAMPLERS[sampler](denoise, diffusion.respace(steps), noise, draw)
     finally:
         model.train(was_training)
     return to_uint8(images)

@@ -229,6 +229,14 @@ def eval_command(
             help="cpu or cuda (default: this rank's GPU when available).", show_default=False
         ),
     ] = None,
+    sample_batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Images sampled per network call (whole prompts of K samples each): larger "
+            "is faster until memory runs out; the images do not depend on it.",
+        ),
+    ] = 64,
     engine: Engine = "easyocr",
     upscale: Upscale = 0,
     min_confidence: MinConfidence = 0.0,
@@ -266,6 +274,7 @@ def eval_command(
         sr_count=sr_count,
         sr_steps=sr_steps,
         sr_guidance=sr_guidance,
+        sample_batch=sample_batch,
     )
     ocr_options = (upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache)
     ocr = build_engine(engine, *ocr_options)
