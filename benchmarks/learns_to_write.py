@@ -15,7 +15,7 @@ Tasks (textimg/demo.py holds their definitions and the chain):
   lines  two lines of 2-5 letter mixed-case words, four bold fonts, 64 px, random-lightness
          backgrounds.  Bar: trigram CI above the shuffled-prompt CI.
 
-    python benchmarks/learns_to_write.py --task short --out /tmp/ltw     # 5,500 x 16, ~42 min on 2 cores
+    python benchmarks/learns_to_write.py --task short --out /tmp/ltw     # 5,500 x 16 on 2 cores
     python benchmarks/learns_to_write.py --quick --out /tmp/ltw-quick     # smoke test, ~2 min
 
 Prints one table (mean [95% CI], and exact match as a ratio of the ceiling) and writes
@@ -97,11 +97,18 @@ def quick(task: Task) -> Task:
 
 
 def configured(
-    task: Task, steps: int | None, guidance: list[float] | None, overrides: list[str]
+    task: Task,
+    steps: int | None,
+    guidance: list[float] | None,
+    overrides: list[str],
+    sample_steps: int | None = None,
 ) -> Task:
     """The task as the command line asks: `--steps` also moves the lr decay horizon (so a
-    shorter run still anneals), `--guidance` replaces the scales, `--set` adds overrides."""
+    shorter run still anneals), `--guidance` replaces the scales, `--sample-steps` the DDIM
+    steps of every evaluation, `--set` adds overrides."""
     extra = list(task.overrides) + overrides
+    if sample_steps:
+        task = dataclasses.replace(task, sample_steps=sample_steps)
     if steps:
         extra.append(f"train.decay_steps={steps}")
         task = dataclasses.replace(task, steps=steps)
@@ -166,6 +173,9 @@ def main() -> None:
         nargs="+",
         help="guidance scales to sample with (1 = none; the curve uses the last), e.g. 1 3 5",
     )
+    parser.add_argument(
+        "--sample-steps", type=int, help="DDIM steps per evaluation sample (default: the task's)"
+    )
     parser.add_argument("--sheet-dir", type=Path, help="where the contact sheets go (e.g. docs)")
     parser.add_argument(
         "--transcript-use",
@@ -188,6 +198,7 @@ def main() -> None:
             args.steps,
             args.guidance,
             args.overrides,
+            args.sample_steps,
         )
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")
