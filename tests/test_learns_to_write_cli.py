@@ -23,7 +23,8 @@ def test_steps_guidance_and_overrides_reach_the_task() -> None:
     assert task.steps == 2000
     assert task.guidance == (1.0, 5.0)
     assert task.overrides[-2:] == ("model.resample=interpolate", "train.decay_steps=2000")
+    assert task.overrides[0] == "train.max_minutes=26"  # the 30-minute budget stays
     assert task.sample_steps == bench.TASKS["short"].sample_steps
-    assert bench.configured(bench.TASKS["lines"], None, None, [], 25).sample_steps == 25
+    assert bench.configured(bench.TASKS["lines"], None, None, [], 10).sample_steps == 10
     # Without options the task is the benchmark's own.
     assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
