@@ -15,7 +15,7 @@ Tasks (textimg/demo.py holds their definitions and the chain):
   lines  two lines of 2-5 letter mixed-case words, four bold fonts, 64 px, random-lightness
          backgrounds.  Bar: trigram CI above the shuffled-prompt CI.
 
-    python benchmarks/learns_to_write.py --task short --out /tmp/ltw     # 8,000 x 8, ~30 min
+    python benchmarks/learns_to_write.py --task short --out /tmp/ltw     # 4,800 x 16, ~27 min
     python benchmarks/learns_to_write.py --task lines --out /tmp/ltw --curve 1000 2000  # ~60 min
     python benchmarks/learns_to_write.py --quick --out /tmp/ltw-quick     # smoke test, ~2 min
 
