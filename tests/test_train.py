@@ -66,6 +66,18 @@ def test_resume_continues_exactly(tmp_path: Path, data: Path) -> None:
     assert (tmp_path / "split" / "loss.png").stat().st_size > 0
 
 
+def test_memory_layout_changes_speed_not_training(tmp_path: Path, data: Path) -> None:
+    """Channels-last weights (the CPU default) train what the default layout trains, to rounding."""
+    last = train(micro_config(data, steps=3, memory_format="channels_last"), tmp_path / "last")
+    plain = train(micro_config(data, steps=3, memory_format="contiguous"), tmp_path / "plain")
+    for model, contiguous in ((last, False), (plain, True)):
+        kernels = [p for p in model.parameters() if p.ndim == 4 and min(p.shape[1:]) > 1]
+        assert kernels and all(k.is_contiguous() == contiguous for k in kernels)
+    assert losses(tmp_path / "last") == pytest.approx(losses(tmp_path / "plain"), rel=1e-3)
+    with pytest.raises(TextimgError, match="memory_format must be"):
+        train(micro_config(data, memory_format="nhwc"), tmp_path / "bad")
+
+
 def fixed_loss(model: torch.nn.Module, config: RunConfig, images: torch.Tensor) -> float:
     """Loss on fixed timesteps and noise, so before/after compare the model and nothing else."""
     diffusion = GaussianDiffusion.from_config(config.diffusion)

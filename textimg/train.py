@@ -163,6 +163,10 @@ def train(
     want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise TextimgError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
+    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
+        raise TextimgError(
+            f"memory_format must be auto, channels_last or contiguous, not {cfg.memory_format!r}"
+        )
     if want_cuda and not torch.cuda.is_available():
         raise TextimgError("--device cuda was asked for but no CUDA device is available")
     if distributed:
@@ -203,6 +207,8 @@ def train(
     # Model, EMA, optimizer: same init on every rank (DDP also broadcasts rank 0's weights).
     torch.manual_seed(cfg.seed)
     model = build_model(config).to(device)
+    if cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and not want_cuda):
+        model = model.to(memory_format=torch.channels_last)
     diffusion = GaussianDiffusion.from_config(config.diffusion)
     super_resolution = config.super_resolution
     if init_from is not None and state is None:
@@ -228,7 +234,7 @@ def train(
         parameter_groups(model, cfg.weight_decay, outer, super_resolution.outer_lr_scale),
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
-        fused=want_cuda,
+        fused=True,  # one kernel for all tensors; on CPU ~5% of a cpu-proof-short step
     )
     start_step = 0
     if state is not None:
