@@ -3,10 +3,14 @@
 Each variant is the recipe plus `--set`-style overrides. The models take turns (one training
 step each: forward, backward, AdamW, on random images, timesteps and transcripts), so a busy
 machine slows all of them alike and the ratio to the recipe holds where absolute img/s do not.
-Also reports parameters and forward FLOPs per image (`torch.utils.flop_counter`).
+Each model is laid out and optimised as the trainer does it on the CPU (`train.memory_format`,
+`train.fused_optimizer`) at its own `train.batch_size` unless `--batch-size` is given. Also
+reports parameters and forward FLOPs per image (`torch.utils.flop_counter`).
 
     python benchmarks/variants.py cpu-proof-short "model.resample=interpolate" \\
         "model.patch_size=2;model.model_channels=32;model.channel_mult=[1,2,2]"
+    python benchmarks/variants.py cpu-proof-short --threads 2 --steps 40 \\
+        "train.memory_format=contiguous;train.fused_optimizer=false" "train.batch_size=8"
 
 A variant is one argument, its overrides separated by `;`.
 """
@@ -22,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from textimg.config import RunConfig, apply_overrides, load_recipe
 from textimg.model import build_model
+from textimg.train import uses_channels_last
 
 
 def random_batch(config: RunConfig, batch: int) -> tuple[torch.Tensor, ...]:
@@ -43,10 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe")
     parser.add_argument("variants", nargs="*", help='overrides, ";"-separated, per variant')
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="one batch for all (default: each recipe's)")
     parser.add_argument("--steps", type=int, default=12, help="timed steps per model")
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
 
     runs = []
@@ -54,12 +59,17 @@ def main() -> None:
         overrides = [item for item in variant.split(";") if item]
         config = apply_overrides(load_recipe(args.recipe), overrides)
         model = build_model(config)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        runs.append((variant or args.recipe, config, model, optimizer, []))
+        if uses_channels_last(config.train, cuda=False):
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=1e-4, fused=config.train.fused_optimizer
+        )
+        batch = args.batch_size or config.train.batch_size
+        runs.append((variant or args.recipe, config, model, optimizer, batch, []))
 
     for step in range(args.steps + 2):  # two warm-up turns
-        for _, config, model, optimizer, times in runs:
-            x, t, tokens = random_batch(config, args.batch_size)
+        for _, config, model, optimizer, batch, times in runs:
+            x, t, tokens = random_batch(config, batch)
             started = time.perf_counter()
             loss = model(x, t, tokens).pow(2).mean()
             optimizer.zero_grad()
@@ -68,16 +78,15 @@ def main() -> None:
             if step >= 2:
                 times.append(time.perf_counter() - started)
 
-    base = statistics.median(runs[0][4])
-    print(f"| variant of {args.recipe} | params | MFLOP/img fwd | img/s | vs recipe |")
-    print("|---|---|---|---|---|")
-    for name, config, model, _, times in runs:
-        median = statistics.median(times)
+    base = runs[0][4] / statistics.median(runs[0][5])
+    print(f"| variant of {args.recipe} | params | MFLOP/img fwd | batch | img/s | vs recipe |")
+    print("|---|---|---|---|---|---|")
+    for name, config, model, _, batch, times in runs:
+        rate = batch / statistics.median(times)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         flops = forward_flops(model, config) / 1e6
         print(
-            f"| {name} | {params:.2f}M | {flops:.1f} | {args.batch_size / median:.1f} | "
-            f"{base / median:.2f}x |"
+            f"| {name} | {params:.2f}M | {flops:.1f} | {batch} | {rate:.1f} | {rate / base:.2f}x |"
         )
 
 

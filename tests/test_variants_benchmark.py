@@ -16,7 +16,14 @@ def test_variants_table_compares_against_the_recipe() -> None:
     )
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
     assert [row[0].strip() for row in rows] == ["tiny", "model.resample=interpolate"]
-    assert rows[0][4].strip() == "1.00x"
+    assert rows[0][5].strip() == "1.00x"
     # The variant really is another model: fewer parameters and FLOPs than the recipe.
     assert float(rows[1][1].strip(" M")) < float(rows[0][1].strip(" M"))
     assert float(rows[1][2]) < float(rows[0][2])
+
+
+def test_variants_train_at_their_own_batch_size() -> None:
+    command = [sys.executable, str(SCRIPT), "tiny", "--steps", "1", "train.batch_size=3"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
+    assert [int(row[3]) for row in rows] == [64, 3]  # tiny's own batch, then the override

@@ -94,9 +94,10 @@ class TrainConfig:
     sample_steps: int = 25
     sample_guidance: float = 2.0
     compile: bool = False
-    # auto = channels-last weights on CPU, where oneDNN's convolutions run them ~1.15x faster for
-    # cpu-proof-short (benchmarks/train_step.py), and the default layout on CUDA (not measured)
+    # auto = channels-last weights on CPU, where oneDNN runs cpu-proof-short's convolutions ~1.15x
+    # faster (benchmarks/variants.py), and the default layout on CUDA (not measured there)
     memory_format: str = "auto"  # auto | channels_last | contiguous
+    fused_optimizer: bool = True  # one AdamW kernel for all tensors (a loop per tensor if false)
     device: str = "auto"  # auto | cpu | cuda
     max_minutes: float = 0.0  # stop (checkpoint first) after this much training time; 0 = no limit
 

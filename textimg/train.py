@@ -90,6 +90,15 @@ def parameter_groups(
     ]
 
 
+def uses_channels_last(cfg: TrainConfig, cuda: bool) -> bool:
+    """Whether the run keeps its convolution weights channels-last (`train.memory_format`)."""
+    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
+        raise TextimgError(
+            f"memory_format must be auto, channels_last or contiguous, not {cfg.memory_format!r}"
+        )
+    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and not cuda)
+
+
 def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:
     """A 63-bit seed from integers only (string seeding is sha512-based, unlike `hash()`)."""
     return random.Random(f"{seed}-{step}-{rank}-{micro}").getrandbits(63)
@@ -163,10 +172,7 @@ def train(
     want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise TextimgError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
-    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
-        raise TextimgError(
-            f"memory_format must be auto, channels_last or contiguous, not {cfg.memory_format!r}"
-        )
+    channels_last = uses_channels_last(cfg, want_cuda)
     if want_cuda and not torch.cuda.is_available():
         raise TextimgError("--device cuda was asked for but no CUDA device is available")
     if distributed:
@@ -207,7 +213,7 @@ def train(
     # Model, EMA, optimizer: same init on every rank (DDP also broadcasts rank 0's weights).
     torch.manual_seed(cfg.seed)
     model = build_model(config).to(device)
-    if cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and not want_cuda):
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     diffusion = GaussianDiffusion.from_config(config.diffusion)
     super_resolution = config.super_resolution
@@ -234,7 +240,7 @@ def train(
         parameter_groups(model, cfg.weight_decay, outer, super_resolution.outer_lr_scale),
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
-        fused=True,  # one kernel for all tensors; on CPU ~5% of a cpu-proof-short step
+        fused=cfg.fused_optimizer,
     )
     start_step = 0
     if state is not None:
