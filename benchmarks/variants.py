@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -30,6 +31,22 @@ from torch.utils.flop_counter import FlopCounterMode
 from textimg.config import RunConfig, apply_overrides, load_recipe
 from textimg.model import build_model
 from textimg.train import uses_channels_last
+
+
+@dataclass
+class Variant:
+    """One model under test: `network` is `model` compiled, or `model` itself."""
+
+    name: str
+    config: RunConfig
+    model: torch.nn.Module
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    batch: int
+    times: list[float] = field(default_factory=list)  # seconds per step, warm-up steps first
+
+    def images_per_second(self) -> float:
+        return self.batch / statistics.median(self.times[2:])
 
 
 def random_batch(config: RunConfig, batch: int) -> tuple[torch.Tensor, ...]:
@@ -57,7 +74,7 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
 
-    runs = []
+    runs: list[Variant] = []
     for variant in ["", *args.variants]:
         overrides = [item for item in variant.split(";") if item]
         config = apply_overrides(load_recipe(args.recipe), overrides)
@@ -67,33 +84,40 @@ def main() -> None:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=1e-4, fused=config.train.fused_optimizer
         )
-        network = torch.compile(model) if config.train.compile else model
-        batch = args.batch_size or config.train.batch_size
-        runs.append((variant or args.recipe, config, model, network, optimizer, batch, []))
+        runs.append(
+            Variant(
+                name=variant or args.recipe,
+                config=config,
+                model=model,
+                network=torch.compile(model) if config.train.compile else model,
+                optimizer=optimizer,
+                batch=args.batch_size or config.train.batch_size,
+            )
+        )
 
     for _ in range(args.steps + 2):  # two warm-up turns (compiling, if asked), then timed
-        for _, config, _, network, optimizer, batch, times in runs:
-            x, t, tokens = random_batch(config, batch)
+        for run in runs:
+            x, t, tokens = random_batch(run.config, run.batch)
             started = time.perf_counter()
-            loss = network(x, t, tokens).pow(2).mean()
-            optimizer.zero_grad()
+            loss = run.network(x, t, tokens).pow(2).mean()
+            run.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            times.append(time.perf_counter() - started)
+            run.optimizer.step()
+            run.times.append(time.perf_counter() - started)
 
-    base = runs[0][5] / statistics.median(runs[0][6][2:])
+    base = runs[0].images_per_second()
     print(
         f"| variant of {args.recipe} | params | MFLOP/img fwd | batch | img/s | vs recipe "
         "| warm-up s |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, config, model, _, _, batch, times in runs:
-        rate = batch / statistics.median(times[2:])
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        flops = forward_flops(model, config) / 1e6
+    for run in runs:
+        rate = run.images_per_second()
+        params = sum(p.numel() for p in run.model.parameters()) / 1e6
+        flops = forward_flops(run.model, run.config) / 1e6
         print(
-            f"| {name} | {params:.2f}M | {flops:.1f} | {batch} | {rate:.1f} | {rate / base:.2f}x "
-            f"| {sum(times[:2]):.1f} |"
+            f"| {run.name} | {params:.2f}M | {flops:.1f} | {run.batch} | {rate:.1f} "
+            f"| {rate / base:.2f}x | {sum(run.times[:2]):.1f} |"
         )
 
 
