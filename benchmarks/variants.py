@@ -6,7 +6,7 @@ machine slows all of them alike and the ratio to the recipe holds where absolute
 Each model is laid out, optimised and compiled as the trainer does it on the CPU
 (`train.memory_format`, `train.fused_optimizer`, `train.compile`) at its own `train.batch_size`
 unless `--batch-size` is given. Also reports parameters, forward FLOPs per image
-(`torch.utils.flop_counter`) and the seconds of the two untimed warm-up steps, where
+(`torch.utils.flop_counter`) and the seconds of the untimed warm-up steps, where
 `torch.compile` pays its compile time: a budgeted run must win that back.
 
     python benchmarks/variants.py cpu-proof-short "model.resample=interpolate" \\
@@ -32,6 +32,8 @@ from textimg.config import RunConfig, apply_overrides, load_recipe
 from textimg.model import build_model
 from textimg.train import uses_channels_last
 
+WARMUP_STEPS = 2  # untimed first steps per model: allocation, oneDNN primitives, compiling
+
 
 @dataclass
 class Variant:
@@ -46,7 +48,10 @@ class Variant:
     times: list[float] = field(default_factory=list)  # seconds per step, warm-up steps first
 
     def images_per_second(self) -> float:
-        return self.batch / statistics.median(self.times[2:])
+        return self.batch / statistics.median(self.times[WARMUP_STEPS:])
+
+    def warmup_seconds(self) -> float:
+        return sum(self.times[:WARMUP_STEPS])
 
 
 def random_batch(config: RunConfig, batch: int) -> tuple[torch.Tensor, ...]:
@@ -95,7 +100,7 @@ def main() -> None:
             )
         )
 
-    for _ in range(args.steps + 2):  # two warm-up turns (compiling, if asked), then timed
+    for _ in range(WARMUP_STEPS + args.steps):
         for run in runs:
             x, t, tokens = random_batch(run.config, run.batch)
             started = time.perf_counter()
@@ -117,7 +122,7 @@ def main() -> None:
         flops = forward_flops(run.model, run.config) / 1e6
         print(
             f"| {run.name} | {params:.2f}M | {flops:.1f} | {run.batch} | {rate:.1f} "
-            f"| {rate / base:.2f}x | {sum(run.times[:2]):.1f} |"
+            f"| {rate / base:.2f}x | {run.warmup_seconds():.2f} |"
         )
 
 
