@@ -154,3 +154,20 @@ def test_interpolate_resampling_has_no_resampling_resblocks() -> None:
 def test_unknown_resample_mode_is_a_clear_error() -> None:
     with pytest.raises(TextimgError, match="model.resample must be one of"):
         make_unet(dataclasses.replace(SMALL, resample="strided"))
+
+
+def test_pooled_text_reaches_the_network_without_any_attention() -> None:
+    """With no weave or self-attention, the transcript enters only through the pooled path."""
+    plain = dataclasses.replace(SMALL, attention_resolutions=(), text_resolutions=())
+    pooled, blind = make_unet(dataclasses.replace(plain, pooled_text=True)), make_unet(plain)
+    for parameter in [*pooled.parameters(), *blind.parameters()]:
+        if not parameter.any():  # zero-started layers (ResBlock outputs, the pooled MLP's last
+            nn.init.normal_(parameter, std=0.1)  # layer) would hide the embedding at init
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([3.0, 800.0])
+    with torch.no_grad():
+        ab, cd = pooled(x, t, tokens("ab", "ab")), pooled(x, t, tokens("ab", "cd"))
+        assert (ab[1] - cd[1]).abs().max() > 1e-4
+        torch.testing.assert_close(ab[0], cd[0])
+        padded = pooled(x, t, tokens("ab", "cd", pad_to=12))
+        torch.testing.assert_close(padded, cd, atol=1e-5, rtol=1e-5)
+        assert torch.equal(blind(x, t, tokens("ab", "ab")), blind(x, t, tokens("ab", "cd")))

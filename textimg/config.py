@@ -51,6 +51,9 @@ class ModelConfig:
     cross_attention_head_channels: int = 32  # the post used 128-channel heads
     weave_ff_mult: int = 2
     conditioning: str = "weave"  # weave (the post) | glide (text as extra self-attention keys)
+    # also add the masked mean of the encoder output, through an MLP, to the timestep embedding,
+    # so every ResBlock's scale-shift sees the transcript (Imagen; GLIDE adds its last token)
+    pooled_text: bool = False
 
 
 @dataclass(frozen=True)

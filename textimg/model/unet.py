@@ -23,6 +23,12 @@ at some cost in learning per image (docs/learns_to_write.md, session 7).
 `conditioning = "glide"` swaps weave attention for GLIDE's (Nichol et al. 2021, section 2.3)
 coupling: the encoder output is projected into every self-attention layer as extra keys and
 values, at the attention and text resolutions of both encoder and decoder.
+
+`pooled_text = True` adds a second, global path from the transcript: the masked mean of the
+encoder's tokens goes through an MLP into the timestep embedding (Imagen, Saharia et al. 2022;
+GLIDE projects its last token the same way), so the scale-shift norm of every ResBlock, at every
+resolution, is told what to write, while weave attention still says where each character goes.
+The MLP's output layer starts at zero, so the network starts as without it.
 """
 
 from __future__ import annotations
@@ -188,6 +194,16 @@ class UNet(nn.Module):
             relative_buckets=config.relative_buckets,
             relative_max_distance=config.relative_max_distance,
         )
+        self.text_to_time = (
+            nn.Sequential(
+                nn.LayerNorm(config.text_dim),
+                nn.Linear(config.text_dim, emb),
+                nn.SiLU(),
+                zero_module(nn.Linear(emb, emb)),
+            )
+            if config.pooled_text
+            else None
+        )
         self.position_embeddings = nn.ModuleDict()
 
         def res_block(c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
@@ -281,6 +297,10 @@ class UNet(nn.Module):
     ) -> torch.Tensor:
         text, text_mask = self.text_encoder(tokens, t)
         emb = self.time_embedding(timestep_embedding(t, self.config.model_channels))
+        if self.text_to_time is not None:
+            weights = text_mask.to(text.dtype)[..., None]
+            pooled = (text * weights).sum(1) / weights.sum(1)
+            emb = emb + self.text_to_time(pooled)
         h = x
         if self.super_resolution.low_res_size:
             if low_res is None:
