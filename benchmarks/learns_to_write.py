@@ -103,13 +103,16 @@ def configured(
     guidance: list[float] | None,
     overrides: list[str],
     sample_steps: int | None = None,
+    sampler: str | None = None,
 ) -> Task:
     """The task as the command line asks: `--steps` also moves the lr decay horizon (so a
-    shorter run still anneals), `--guidance` replaces the scales, `--sample-steps` the DDIM
-    steps of every evaluation, `--set` adds overrides."""
+    shorter run still anneals), `--guidance` replaces the scales, `--sample-steps` and
+    `--sampler` the sampling of every evaluation, `--set` adds overrides."""
     extra = list(task.overrides) + overrides
     if sample_steps:
         task = dataclasses.replace(task, sample_steps=sample_steps)
+    if sampler:
+        task = dataclasses.replace(task, sampler=sampler)
     if steps:
         extra.append(f"train.decay_steps={steps}")
         task = dataclasses.replace(task, steps=steps)
@@ -175,7 +178,12 @@ def main() -> None:
         help="guidance scales to sample with (1 = none; the curve uses the last), e.g. 1 3 5",
     )
     parser.add_argument(
-        "--sample-steps", type=int, help="DDIM steps per evaluation sample (default: the task's)"
+        "--sample-steps", type=int, help="sampling steps per evaluation image (default: the task's)"
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("ddim", "ancestral"),
+        help="evaluation sampler (default: the task's; ancestral for task 1, ddim for task 2)",
     )
     parser.add_argument("--sheet-dir", type=Path, help="where the contact sheets go (e.g. docs)")
     parser.add_argument(
@@ -200,6 +208,7 @@ def main() -> None:
             args.guidance,
             args.overrides,
             args.sample_steps,
+            args.sampler,
         )
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")

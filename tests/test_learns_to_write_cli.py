@@ -26,5 +26,7 @@ def test_steps_guidance_and_overrides_reach_the_task() -> None:
     assert task.overrides[0] == "train.max_minutes=26"  # the 30-minute budget stays
     assert task.sample_steps == bench.TASKS["short"].sample_steps
     assert bench.configured(bench.TASKS["lines"], None, None, [], 10).sample_steps == 10
+    assert bench.TASKS["short"].sampler == "ancestral"  # chosen on validation strings
+    assert bench.configured(bench.TASKS["short"], None, None, [], None, "ddim").sampler == "ddim"
     # Without options the task is the benchmark's own.
     assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
