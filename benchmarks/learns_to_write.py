@@ -102,17 +102,14 @@ def configured(
     steps: int | None,
     guidance: list[float] | None,
     overrides: list[str],
-    sample_steps: int | None = None,
-    sampler: str | None = None,
+    **fields: int | str | None,
 ) -> Task:
     """The task as the command line asks: `--steps` also moves the lr decay horizon (so a
-    shorter run still anneals), `--guidance` replaces the scales, `--sample-steps` and
-    `--sampler` the sampling of every evaluation, `--set` adds overrides."""
+    shorter run still anneals), `--guidance` replaces the scales, `--set` adds overrides, and
+    each other keyword (`sample_steps`, `sampler`, `train_images`) replaces the task's field of
+    that name unless it is None."""
+    task = dataclasses.replace(task, **{k: v for k, v in fields.items() if v is not None})
     extra = list(task.overrides) + overrides
-    if sample_steps:
-        task = dataclasses.replace(task, sample_steps=sample_steps)
-    if sampler:
-        task = dataclasses.replace(task, sampler=sampler)
     if steps:
         extra.append(f"train.decay_steps={steps}")
         task = dataclasses.replace(task, steps=steps)
@@ -181,6 +178,11 @@ def main() -> None:
         "--sample-steps", type=int, help="sampling steps per evaluation image (default: the task's)"
     )
     parser.add_argument(
+        "--train-images",
+        type=int,
+        help="images in the rendered training corpus (default: the task's, 30,000 for both)",
+    )
+    parser.add_argument(
         "--sampler",
         choices=("ddim", "ancestral"),
         help="evaluation sampler (default: the task's; ancestral for task 1, ddim for task 2)",
@@ -207,8 +209,9 @@ def main() -> None:
             args.steps,
             args.guidance,
             args.overrides,
-            args.sample_steps,
-            args.sampler,
+            sample_steps=args.sample_steps,
+            sampler=args.sampler,
+            train_images=args.train_images,
         )
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")

@@ -45,6 +45,8 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch):
     assert [s["name"] for s in report["stages"]] == [
         "synth", "train_4", "synth_clean", "score_clean", "eval_g3", "score_shuffled_g3",
     ]  # fmt: skip
+    evaluation = next(s["command"] for s in report["stages"] if s["name"] == "eval_g3")
+    assert evaluation[evaluation.index("--sampler") + 1] == "ancestral"  # the task's sampler
     assert set(report["scores"]) == {
         "clean renderings (ceiling)",
         "own prompts, guidance 3",

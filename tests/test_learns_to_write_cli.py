@@ -25,8 +25,11 @@ def test_steps_guidance_and_overrides_reach_the_task() -> None:
     assert task.overrides[-2:] == ("model.resample=interpolate", "train.decay_steps=2000")
     assert task.overrides[0] == "train.max_minutes=26"  # the 30-minute budget stays
     assert task.sample_steps == bench.TASKS["short"].sample_steps
-    assert bench.configured(bench.TASKS["lines"], None, None, [], 10).sample_steps == 10
-    assert bench.TASKS["short"].sampler == "ancestral"  # chosen on validation strings
-    assert bench.configured(bench.TASKS["short"], None, None, [], None, "ddim").sampler == "ddim"
+    short, lines = bench.TASKS["short"], bench.TASKS["lines"]
+    assert bench.configured(lines, None, None, [], sample_steps=10).sample_steps == 10
+    assert short.sampler == "ancestral"  # chosen on validation strings
+    assert bench.configured(short, None, None, [], sampler="ddim").sampler == "ddim"
+    more = bench.configured(short, None, None, [], train_images=120_000, sampler=None)
+    assert (more.train_images, more.sampler) == (120_000, "ancestral")
     # Without options the task is the benchmark's own.
     assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
