@@ -362,6 +362,9 @@ def run_chain(
     (texts / "fonts.txt").write_text("".join(f + "\n" for f in task.fonts), encoding="utf-8")
     render = [*render_options(task, texts / "fonts.txt", threads), "--shard-size", "1000"]
     ocr = ["--upscale", task.upscale]
+    # one sample per prompt, drawn the same way for every evaluation (guidance and curve)
+    sampling = ["--samples", 1, "--steps", task.sample_steps, "--sampler", task.sampler,
+                "--seed", task.seed]  # fmt: skip
 
     def run(name: str, *args: Any) -> None:
         _run_textimg(name, args, result, log, threads, in_process)
@@ -397,8 +400,7 @@ def run_chain(
         label = "no guidance" if guidance == 1 else f"guidance {guidance:g}"
         folder = out / "eval" / f"guidance-{guidance:g}"
         run(f"eval_g{guidance:g}", "eval", checkpoint, "--prompts", prompts, "--out", folder,
-            "--samples", 1, "--steps", task.sample_steps, "--sampler", task.sampler,
-            "--guidance", guidance, "--seed", task.seed, *ocr)  # fmt: skip
+            "--guidance", guidance, *sampling, *ocr)  # fmt: skip
         summary = _find_summary(folder)
         result.scores[f"own prompts, {label}"] = summary_scores(summary)
         scored = out / "scores" / f"shuffled-g{guidance:g}"
@@ -412,8 +414,7 @@ def run_chain(
         step = int(kept.stem.split("-")[1])
         folder = out / "eval" / "curve" / kept.stem
         run(f"eval_{kept.stem}", "eval", kept, "--prompts", prompts, "--out", folder,
-            "--samples", 1, "--steps", task.sample_steps, "--sampler", task.sampler,
-            "--guidance", task.guidance[-1], "--seed", task.seed, "--limit", curve_prompts,
+            "--guidance", task.guidance[-1], "--limit", curve_prompts, *sampling,
             *ocr)  # fmt: skip
         result.curve.append({"step": step, **summary_scores(_find_summary(folder))})
     if sheet_folder is not None:
