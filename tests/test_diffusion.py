@@ -140,3 +140,25 @@ def test_importance_sampling_without_min_snr_or_an_unknown_sampling_is_a_clear_e
         GaussianDiffusion(cosine_betas(10), timestep_sampling="importance")
     with pytest.raises(TextimgError, match="timestep_sampling"):
         GaussianDiffusion(cosine_betas(10), timestep_sampling="lognormal")
+
+
+def test_self_conditioning_feeds_a_no_grad_drafts_x0_to_the_trained_pass() -> None:
+    diffusion = GaussianDiffusion.from_config(DiffusionConfig(prediction="v"))
+    weight = torch.tensor(0.5, requires_grad=True)
+    calls = []
+
+    def model(x, t, tokens, self_cond=None):
+        calls.append((torch.is_grad_enabled(), self_cond))
+        return weight * x if self_cond is None else weight * x + self_cond
+
+    x0, t = torch.rand(2, 1, 4, 4) * 2 - 1, torch.tensor([100, 700])
+    noise = torch.randn_like(x0)
+    plain = diffusion.training_losses(model, x0, t, None, noise)
+    assert [grad for grad, _ in calls] == [True] and calls[0][1] is None
+    calls.clear()
+    losses = diffusion.training_losses(model, x0, t, None, noise, self_condition=True)
+    assert [grad for grad, _ in calls] == [False, True]
+    x_t = diffusion.q_sample(x0, t, noise)
+    draft = diffusion.interpret((weight * x_t).detach(), x_t, t).x0
+    torch.testing.assert_close(calls[1][1], draft)
+    assert not calls[1][1].requires_grad and not torch.allclose(losses["loss"], plain["loss"])

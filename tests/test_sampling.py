@@ -38,12 +38,20 @@ def test_guidance_one_is_the_conditional_model_and_zero_the_unconditional(model)
     t = torch.tensor([100.0, 600.0])
     with torch.no_grad():
         torch.testing.assert_close(
-            guided_denoiser(model, cond, null, 1.0)(x, t), model(x, t, cond), atol=1e-5, rtol=1e-5
+            guided_denoiser(model, cond, null, 1.0)(x, t, None),
+            model(x, t, cond),
+            atol=1e-5,
+            rtol=1e-5,
         )
         torch.testing.assert_close(
-            guided_denoiser(model, cond, null, 0.0)(x, t), model(x, t, null), atol=1e-5, rtol=1e-5
+            guided_denoiser(model, cond, null, 0.0)(x, t, None),
+            model(x, t, null),
+            atol=1e-5,
+            rtol=1e-5,
         )
-        assert not torch.allclose(guided_denoiser(model, cond, null, 3.0)(x, t), model(x, t, cond))
+        assert not torch.allclose(
+            guided_denoiser(model, cond, null, 3.0)(x, t, None), model(x, t, cond)
+        )
 
 
 def test_image_grid_layout() -> None:
@@ -88,3 +96,31 @@ def test_seeds_must_split_the_prompts_evenly(model) -> None:
     diffusion = GaussianDiffusion.from_config(DiffusionConfig())
     with pytest.raises(TextimgError, match="3 rows cannot be split evenly among 2 seeds"):
         sample(model, diffusion, ["a", "b", "c"], steps=1, seed=[1, 2])
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ancestral"])
+def test_self_conditioned_model_is_fed_the_previous_steps_clean_image(sampler: str) -> None:
+    """Step k's network call reads, as `self_cond`, the x0 the sampler made of call k - 1; with
+    guidance both branches read the same (guided) estimate."""
+    model = make_unet(dataclasses.replace(SMALL, self_condition=True))
+    diffusion = GaussianDiffusion.from_config(DiffusionConfig(prediction="v"))
+    calls: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
+
+    def record(module, args, kwargs, output):
+        calls.append((args[0], kwargs.get("self_cond"), output))
+
+    handle = model.register_forward_hook(record, with_kwargs=True)
+    try:
+        sample(model, diffusion, ["ab"], steps=3, guidance=1.0, sampler=sampler)
+        respaced = diffusion.respace(3)
+        assert [c[1] is None for c in calls] == [True, False, False]
+        for step in range(len(calls) - 1):
+            (x, _, output), fed = calls[step], calls[step + 1][1]
+            index = torch.tensor([respaced.num_steps - 1 - step])
+            torch.testing.assert_close(fed, respaced.interpret(output, x, index).x0)
+        calls.clear()
+        sample(model, diffusion, ["ab"], steps=3, guidance=3.0, sampler=sampler)
+        fed = calls[-1][1]
+        assert fed.shape[0] == 2 and torch.equal(fed[0], fed[1])
+    finally:
+        handle.remove()

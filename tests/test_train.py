@@ -54,6 +54,11 @@ def losses(run: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def conv_kernels(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Convolution weights whose layout can differ (not 1x1, more than one input channel)."""
+    return [p for p in model.parameters() if p.ndim == 4 and min(p.shape[1:]) > 1]
+
+
 def test_resume_continues_exactly(tmp_path: Path, data: Path) -> None:
     straight = train(micro_config(data, steps=4, grad_accum=2), tmp_path / "straight")
     train(micro_config(data, steps=2, grad_accum=2), tmp_path / "split")
@@ -71,11 +76,25 @@ def test_memory_layout_changes_speed_not_training(tmp_path: Path, data: Path) ->
     last = train(micro_config(data, steps=3, memory_format="channels_last"), tmp_path / "last")
     plain = train(micro_config(data, steps=3, memory_format="contiguous"), tmp_path / "plain")
     for model, contiguous in ((last, False), (plain, True)):
-        kernels = [p for p in model.parameters() if p.ndim == 4 and min(p.shape[1:]) > 1]
+        kernels = conv_kernels(model)
         assert kernels and all(k.is_contiguous() == contiguous for k in kernels)
     assert losses(tmp_path / "last") == pytest.approx(losses(tmp_path / "plain"), rel=1e-3)
     with pytest.raises(TextimgError, match="memory_format must be"):
         train(micro_config(data, memory_format="nhwc"), tmp_path / "bad")
+
+
+def test_bf16_precision_trains_close_to_fp32_with_fp32_weights(tmp_path: Path, data: Path) -> None:
+    """`train.precision = "bf16"` autocasts the step on the CPU too: the loss differs from fp32 by
+    bf16 rounding only, the weights stay fp32, and the layout falls back to contiguous."""
+    half = train(micro_config(data, steps=3, precision="bf16"), tmp_path / "bf16")
+    full = train(micro_config(data, steps=3, precision="fp32"), tmp_path / "fp32")
+    assert losses(tmp_path / "bf16") != losses(tmp_path / "fp32")  # autocast was really on
+    assert losses(tmp_path / "bf16") == pytest.approx(losses(tmp_path / "fp32"), rel=0.05)
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    assert all(k.is_contiguous() for k in conv_kernels(half))
+    assert not any(k.is_contiguous() for k in conv_kernels(full))  # fp32 keeps channels-last
+    with pytest.raises(TextimgError, match="precision"):
+        train(micro_config(data, precision="fp16"), tmp_path / "bad")
 
 
 def fixed_loss(model: torch.nn.Module, config: RunConfig, images: torch.Tensor) -> float:
@@ -178,3 +197,27 @@ def test_time_budget_stops_with_a_checkpoint_that_resumes(tmp_path: Path, data: 
     assert len(losses(run)) == 1
     train(micro_config(data, steps=3), run, resume=True)
     assert read_checkpoint(run / "checkpoint.pt")["step"] == 3
+
+
+def test_self_conditioned_run_drafts_on_some_steps_and_resumes_exactly(
+    tmp_path: Path, data: Path, monkeypatch
+) -> None:
+    model = dataclasses.replace(MICRO_MODEL, self_condition=True)
+    drafted = []
+    original = GaussianDiffusion.training_losses
+
+    def spy(self, *args, **kwargs):
+        drafted.append(args[-1])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianDiffusion, "training_losses", spy)
+    config = dataclasses.replace(micro_config(data, steps=6), model=model)
+    straight = train(config, tmp_path / "straight")
+    assert len(drafted) == 6 and 0 < sum(drafted) < 6  # the coin decides per step
+    train(dataclasses.replace(config, train=dataclasses.replace(config.train, steps=3)),
+          tmp_path / "split")  # fmt: skip
+    resumed = train(config, tmp_path / "split", resume=True)
+    assert drafted[6:] == drafted[:6]
+    assert losses(tmp_path / "split") == losses(tmp_path / "straight")
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

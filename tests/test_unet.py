@@ -171,3 +171,18 @@ def test_pooled_text_reaches_the_network_without_any_attention() -> None:
         padded = pooled(x, t, tokens("ab", "cd", pad_to=12))
         torch.testing.assert_close(padded, cd, atol=1e-5, rtol=1e-5)
         assert torch.equal(blind(x, t, tokens("ab", "ab")), blind(x, t, tokens("ab", "cd")))
+
+
+def test_self_conditioned_model_reads_its_estimate_and_zeros_stand_in_for_none() -> None:
+    model = make_unet(dataclasses.replace(SMALL, self_condition=True))
+    x, t, text = torch.randn(2, 3, 16, 16), torch.tensor([3.0, 800.0]), tokens("ab", "cd")
+    with torch.no_grad():
+        none = model(x, t, text)
+        zeros = model(x, t, text, self_cond=torch.zeros_like(x))
+        draft = model(x, t, text, self_cond=torch.rand_like(x))
+    torch.testing.assert_close(none, zeros)
+    assert (draft - none).abs().max() > 1e-3
+    with pytest.raises(TextimgError, match="without model.self_condition"):
+        make_unet()(x, t, text, self_cond=x)
+    with pytest.raises(TextimgError, match="base models"):
+        UNet(dataclasses.replace(SMALL, self_condition=True), 3, SuperResConfig(low_res_size=8))

@@ -54,6 +54,9 @@ class ModelConfig:
     # also add the masked mean of the encoder output, through an MLP, to the timestep embedding,
     # so every ResBlock's scale-shift sees the transcript (Imagen; GLIDE adds its last token)
     pooled_text: bool = False
+    # self-conditioning (Chen et al. 2022): the network also reads its own last estimate of x0,
+    # from a no-grad pass on half the training steps and from the previous step when sampling
+    self_condition: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,12 @@ class TrainConfig:
     sample_steps: int = 25
     sample_guidance: float = 2.0
     compile: bool = False
-    # auto = channels-last weights on CPU, where oneDNN trains cpu-proof-short 1.07x faster (1.18x
-    # with the fused AdamW; benchmarks/variants.py), and the default layout on CUDA (not measured)
+    # auto = bf16 autocast on CUDA, fp32 on the CPU; bf16 on the CPU (native bf16 on avx512_bf16
+    # or AMX) trains cpu-proof-short ~1.2x faster with contiguous weights (benchmarks/variants.py)
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights, AdamW and EMA stay fp32)
+    # auto = channels-last weights for fp32 on the CPU, where oneDNN trains cpu-proof-short 1.07x
+    # faster (1.18x with the fused AdamW), else contiguous: under bf16 on the CPU channels-last
+    # loses its lead (session 13), and on CUDA it was not measured
     memory_format: str = "auto"  # auto | channels_last | contiguous
     fused_optimizer: bool = True  # one AdamW kernel for all tensors (a loop per tensor if false)
     device: str = "auto"  # auto | cpu | cuda

@@ -263,14 +263,23 @@ class GaussianDiffusion:
         tokens: torch.Tensor,
         noise: torch.Tensor,
         model_inputs: dict[str, torch.Tensor] | None = None,
+        self_condition: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Per-sample losses: `loss` (to minimise), `mse` and, with a learned variance, `vlb`.
 
         `model_inputs` are passed through to the network as keywords (a super-resolution model's
-        low-res image), like improved-diffusion's `model_kwargs`.
+        low-res image), like improved-diffusion's `model_kwargs`. `self_condition` first runs the
+        network without gradients and passes its (clipped) x0 estimate as `self_cond`, the
+        input a self-conditioned network gets from the previous step when sampling.
         """
         x_t = self.q_sample(x0, t, noise)
-        output = model(x_t, self.timesteps.to(t.device)[t].float(), tokens, **(model_inputs or {}))
+        steps = self.timesteps.to(t.device)[t].float()
+        model_inputs = dict(model_inputs or {})
+        if self_condition:
+            with torch.no_grad():
+                draft = model(x_t, steps, tokens, **model_inputs)
+            model_inputs["self_cond"] = self.interpret(draft.float(), x_t, t).x0
+        output = model(x_t, steps, tokens, **model_inputs)
         channels = x0.shape[1]
         mse = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2).mean(dim=(1, 2, 3))
         losses = {"mse": mse, "loss": self.loss_weights(t) * mse}

@@ -8,8 +8,10 @@ grids, `textimg eval`):
                              sampler="ddim")   # uint8 array (N, H, W, C)
 
 Each sampler is a small pure function with one signature, `(denoise, diffusion, noise, draw)
--> x0`, walking a respaced `GaussianDiffusion`; `denoise(x_t, t)` is the network with guidance
-already applied (see `guided_denoiser`) and `draw(shape)` gives fresh Gaussian noise
+-> x0`, walking a respaced `GaussianDiffusion`; `denoise(x_t, t, x0_estimate)` is the network
+with guidance already applied (see `guided_denoiser`), told the previous step's clean-image
+estimate (None at the first step; only a self-conditioned network reads it), and
+`draw(shape)` gives fresh Gaussian noise
 (`GroupNoise`). The same seed gives the same images; with one seed per prompt
 (`seed=[...]`), a prompt's images do not depend on which prompts share its batch, which lets
 `textimg eval` sample many prompts per network call.
@@ -31,7 +33,7 @@ from textimg.errors import TextimgError, check_choice
 from textimg.model.tokenizer import CharTokenizer
 from textimg.super_resolution import sampling_inputs
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 NoiseDraw = Callable[[tuple[int, ...]], torch.Tensor]
 
 
@@ -73,19 +75,30 @@ def guided_denoiser(
     mixed; a learned variance comes from the conditional branch (GLIDE). Both branches run as
     one batch, and both see the same `model_inputs` (a super-resolution model's low-res image:
     only the transcript is dropped, as in the original). Scale 1 runs the conditional branch
-    only.
+    only. A self-conditioned model gets the previous guided x0 estimate in both branches.
     """
+    model_inputs = model_inputs or {}
+    self_conditioned = model.config.self_condition
+
+    def inputs(estimate: torch.Tensor | None, copies: int) -> dict[str, torch.Tensor]:
+        extra = {"self_cond": estimate} if self_conditioned and estimate is not None else {}
+        return {name: torch.cat([value] * copies) for name, value in (model_inputs | extra).items()}
+
     if scale == 1:  # the conditional model alone: half the work, the same prediction
 
-        def conditional(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model(x, t, tokens, **(model_inputs or {})).float()
+        def conditional(
+            x: torch.Tensor, t: torch.Tensor, estimate: torch.Tensor | None
+        ) -> torch.Tensor:
+            return model(x, t, tokens, **inputs(estimate, 1)).float()
 
         return conditional
-    doubled = {name: torch.cat([value, value]) for name, value in (model_inputs or {}).items()}
 
-    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def denoise(x: torch.Tensor, t: torch.Tensor, estimate: torch.Tensor | None) -> torch.Tensor:
         output = model(
-            torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, null_tokens]), **doubled
+            torch.cat([x, x]),
+            torch.cat([t, t]),
+            torch.cat([tokens, null_tokens]),
+            **inputs(estimate, 2),
         )
         cond, uncond = output.float().chunk(2)
         channels = x.shape[1]
@@ -107,10 +120,11 @@ def ancestral_sample(
     denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, draw: NoiseDraw
 ) -> torch.Tensor:
     """Ancestral sampling of p(x_{t-1} | x_t) (Ho et al. 2020), respaced (Nichol & Dhariwal)."""
-    x = noise
+    x, estimate = noise, None
     for index in reversed(range(diffusion.num_steps)):
         i, t = _step(diffusion, index, x)
-        prediction = diffusion.interpret(denoise(x, t), x, i)
+        prediction = diffusion.interpret(denoise(x, t, estimate), x, i)
+        estimate = prediction.x0
         x = diffusion.posterior_mean(prediction.x0, x, i)
         if index > 0:
             fresh = draw(tuple(x.shape)).to(x.device)
@@ -122,10 +136,11 @@ def ddim_sample(
     denoise: Denoiser, diffusion: GaussianDiffusion, noise: torch.Tensor, draw: NoiseDraw
 ) -> torch.Tensor:
     """Deterministic DDIM, eta = 0 (Song et al. 2021); `draw` is unused by design."""
-    x = noise
+    x, estimate = noise, None
     for index in reversed(range(diffusion.num_steps)):
         i, t = _step(diffusion, index, x)
-        prediction = diffusion.interpret(denoise(x, t), x, i)
+        prediction = diffusion.interpret(denoise(x, t, estimate), x, i)
+        estimate = prediction.x0
         previous = diffusion.alphas_cumprod_prev[index].item()
         x = previous**0.5 * prediction.x0 + (1 - previous) ** 0.5 * prediction.eps
     return x

@@ -36,12 +36,15 @@ from torch.nn.parallel import DistributedDataParallel
 from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint
 from textimg.config import RunConfig, TrainConfig, from_dict, to_dict
 from textimg.diffusion import GaussianDiffusion
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, check_choice
 from textimg.model import CharTokenizer, build_model
 from textimg.reader import make_loader
 from textimg.sampling import image_grid, sample, save_image
 from textimg.super_resolution import preview_inputs, training_inputs
 from textimg.warm_start import outer_parameter_names, warm_start
+
+SELF_CONDITION_SHARE = 0.5
+"""Share of a self-conditioned model's training steps that feed it a draft x0 (Chen et al.)."""
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -90,13 +93,27 @@ def parameter_groups(
     ]
 
 
+def uses_bf16(cfg: TrainConfig, cuda: bool) -> bool:
+    """Whether the forward and backward passes run under bf16 autocast (`train.precision`)."""
+    check_choice("train.precision", cfg.precision, ("auto", "fp32", "bf16"))
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)
+
+
 def uses_channels_last(cfg: TrainConfig, cuda: bool) -> bool:
     """Whether the run keeps its convolution weights channels-last (`train.memory_format`)."""
     if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
         raise TextimgError(
             f"memory_format must be auto, channels_last or contiguous, not {cfg.memory_format!r}"
         )
-    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and not cuda)
+    auto = not cuda and not uses_bf16(cfg, cuda)
+    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and auto)
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """The training step's autocast: bf16 where `train.precision` asks for it, else none."""
+    if uses_bf16(cfg, device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:
@@ -280,9 +297,7 @@ def train(
     )
     batches = iter(loader)
     tokenizer = CharTokenizer(config.model.context_length)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if want_cuda else contextlib.nullcontext()
-    )
+    autocast = autocast_for(cfg, device)
     metrics_path = out / "metrics.jsonl"
     if is_main:
         _keep_metrics_until(metrics_path, start_step)
@@ -321,6 +336,11 @@ def train(
                 t = diffusion.sample_timesteps(x0.shape[0], generator, device)
                 noise = torch.randn(x0.shape, generator=generator).to(device)
                 model_inputs = training_inputs(super_resolution, x0, diffusion, generator)
+                # Self-conditioning's coin comes last, so runs without it draw as before.
+                self_condition = (
+                    config.model.self_condition
+                    and torch.rand((), generator=generator).item() < SELF_CONDITION_SHARE
+                )
                 if preview is None and super_resolution.low_res_size:
                     preview = preview_inputs(super_resolution, batch, len(cfg.sample_prompts))
                 last = micro == cfg.grad_accum - 1
@@ -328,7 +348,7 @@ def train(
                 with sync:
                     with autocast:
                         losses = diffusion.training_losses(
-                            model, x0, t, tokens, noise, model_inputs
+                            model, x0, t, tokens, noise, model_inputs, self_condition
                         )
                         loss = losses["loss"].mean()
                     (loss / cfg.grad_accum).backward()

@@ -29,6 +29,12 @@ encoder's tokens goes through an MLP into the timestep embedding (Imagen, Sahari
 GLIDE projects its last token the same way), so the scale-shift norm of every ResBlock, at every
 resolution, is told what to write, while weave attention still says where each character goes.
 The MLP's output layer starts at zero, so the network starts as without it.
+
+`self_condition = True` (Chen et al. 2022, "Analog Bits") gives the network its own previous
+estimate of the clean image as extra input channels (`self_cond`; zeros when there is none):
+the sampler feeds back each step's x0, and training feeds a no-grad first pass's x0 on half the
+steps (`GaussianDiffusion.training_losses`), so the network learns to refine a draft rather
+than start from the noise alone at every step. Base models only.
 """
 
 from __future__ import annotations
@@ -250,8 +256,12 @@ class UNet(nn.Module):
                 f"{config.image_size}"
             )
         resolution = config.image_size // patch
-        # A super-resolution model sees the noisy image and the upsampled low-res one, stacked.
-        in_channels = config.image_channels * (2 if super_resolution.low_res_size else 1)
+        # A super-resolution model sees the noisy image and the upsampled low-res one, stacked;
+        # a self-conditioned one the noisy image and its previous x0 estimate.
+        if config.self_condition and super_resolution.low_res_size:
+            raise TextimgError("model.self_condition is for base models, not super-resolution")
+        stacked = 2 if super_resolution.low_res_size or config.self_condition else 1
+        in_channels = config.image_channels * stacked
         in_channels *= patch * patch
         input_conv = _IgnoreConditioning(nn.Conv2d(in_channels, ch, 3, padding=1))
         self.input_blocks = nn.ModuleList([Block([input_conv])])
@@ -294,6 +304,7 @@ class UNet(nn.Module):
         tokens: torch.Tensor,
         low_res: torch.Tensor | None = None,
         low_res_t: torch.Tensor | None = None,
+        self_cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         text, text_mask = self.text_encoder(tokens, t)
         emb = self.time_embedding(timestep_embedding(t, self.config.model_channels))
@@ -302,6 +313,10 @@ class UNet(nn.Module):
             pooled = (text * weights).sum(1) / weights.sum(1)
             emb = emb + self.text_to_time(pooled)
         h = x
+        if self.config.self_condition:
+            h = torch.cat([x, torch.zeros_like(x) if self_cond is None else self_cond], 1)
+        elif self_cond is not None:
+            raise TextimgError("self_cond given to a model without model.self_condition")
         if self.super_resolution.low_res_size:
             if low_res is None:
                 raise TextimgError("a super-resolution model needs the low-res image")
