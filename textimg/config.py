@@ -100,8 +100,8 @@ class TrainConfig:
     sample_steps: int = 25
     sample_guidance: float = 2.0
     compile: bool = False
-    # auto = bf16 autocast on CUDA, fp32 on the CPU; bf16 on the CPU (native bf16 on avx512_bf16
-    # or AMX) trains cpu-proof-short ~1.2x faster with contiguous weights (benchmarks/variants.py)
+    # auto = bf16 autocast on CUDA, fp32 on the CPU, where bf16 trained cpu-proof-short no faster
+    # on a 2-core avx512_bf16 EPYC (0.94-1.00x, docs/benchmarks.md); CPUs with AMX may differ
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights, AdamW and EMA stay fp32)
     # auto = channels-last weights for fp32 on the CPU, where oneDNN trains cpu-proof-short 1.07x
     # faster (1.18x with the fused AdamW), else contiguous: under bf16 on the CPU channels-last
