@@ -78,18 +78,22 @@ def guided_denoiser(
     only. A self-conditioned model gets the previous guided x0 estimate in both branches.
     """
     model_inputs = model_inputs or {}
+    doubled = {name: torch.cat([value, value]) for name, value in model_inputs.items()}
     self_conditioned = model.config.self_condition
 
-    def inputs(estimate: torch.Tensor | None, copies: int) -> dict[str, torch.Tensor]:
-        extra = {"self_cond": estimate} if self_conditioned and estimate is not None else {}
-        return {name: torch.cat([value] * copies) for name, value in (model_inputs | extra).items()}
+    def with_estimate(
+        inputs: dict[str, torch.Tensor], estimate: torch.Tensor | None, copies: int
+    ) -> dict[str, torch.Tensor]:
+        if not self_conditioned or estimate is None:
+            return inputs
+        return inputs | {"self_cond": torch.cat([estimate] * copies)}
 
     if scale == 1:  # the conditional model alone: half the work, the same prediction
 
         def conditional(
             x: torch.Tensor, t: torch.Tensor, estimate: torch.Tensor | None
         ) -> torch.Tensor:
-            return model(x, t, tokens, **inputs(estimate, 1)).float()
+            return model(x, t, tokens, **with_estimate(model_inputs, estimate, 1)).float()
 
         return conditional
 
@@ -98,7 +102,7 @@ def guided_denoiser(
             torch.cat([x, x]),
             torch.cat([t, t]),
             torch.cat([tokens, null_tokens]),
-            **inputs(estimate, 2),
+            **with_estimate(doubled, estimate, 2),
         )
         cond, uncond = output.float().chunk(2)
         channels = x.shape[1]
