@@ -336,10 +336,12 @@ def train(
                 t = diffusion.sample_timesteps(x0.shape[0], generator, device)
                 noise = torch.randn(x0.shape, generator=generator).to(device)
                 model_inputs = training_inputs(super_resolution, x0, diffusion, generator)
-                # Self-conditioning's coin comes last, so runs without it draw as before.
+                # Self-conditioning's coin is the same on every rank, so all ranks run the same
+                # number of forward passes through DDP (which may sync buffers in each one).
                 self_condition = (
                     config.model.self_condition
-                    and torch.rand((), generator=generator).item() < SELF_CONDITION_SHARE
+                    and random.Random(micro_step_seed(cfg.seed, step, 0, micro)).random()
+                    < SELF_CONDITION_SHARE
                 )
                 if preview is None and super_resolution.low_res_size:
                     preview = preview_inputs(super_resolution, batch, len(cfg.sample_prompts))
