@@ -33,3 +33,14 @@ def test_steps_guidance_and_overrides_reach_the_task() -> None:
     assert (more.train_images, more.sampler) == (120_000, "ancestral")
     # Without options the task is the benchmark's own.
     assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
+
+
+def test_the_centred_task_trains_the_recipe_that_met_its_bar() -> None:
+    """`--task short-center` alone runs session 14's chain K: its overrides name real fields."""
+    from textimg.config import apply_overrides, load_recipe
+
+    task = load_benchmark().TASKS["short-center"]
+    config = apply_overrides(load_recipe(task.recipe), list(task.overrides))
+    assert task.placement == "center" and task.steps == 7200
+    assert config.train.decay_steps == task.steps and config.train.max_minutes == 26
+    assert config.model.pooled_text and config.model.self_condition
