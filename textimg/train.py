@@ -355,7 +355,7 @@ def train(
                         loss = losses["loss"].mean()
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model_parameters, cfg.grad_clip)
             loss_value = loss_sum.item() / cfg.grad_accum
             # Gradients are all-reduced, so a NaN anywhere makes grad_norm NaN on every rank alike.
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm.item())):
