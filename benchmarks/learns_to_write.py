@@ -11,11 +11,13 @@ without guidance, and OCR-score them (EasyOCR, upscaled) against
 
 Tasks (textimg/demo.py holds their definitions and the chain):
   short  2-3 characters of A-Z 0-9, two bold fonts, 32 px.  Bar: exact >= 0.9 x ceiling.
-  short-center  the same, every string in the middle of its image (`synth --placement center`).
+  short-center  the same, every string in the middle of its image (`synth --placement center`),
+                trained with pooled text and self-conditioning: meets its bar (session 14).
   lines  two lines of 2-5 letter mixed-case words, four bold fonts, 64 px, random-lightness
          backgrounds.  Bar: trigram CI above the shuffled-prompt CI.
 
     python benchmarks/learns_to_write.py --task short --out /tmp/ltw     # 4,800 x 16, ~27 min
+    python benchmarks/learns_to_write.py --task short-center --threads 2 --out /tmp/ltw  # ~28 min
     python benchmarks/learns_to_write.py --task lines --out /tmp/ltw --curve 1000 2000  # ~60 min
     python benchmarks/learns_to_write.py --quick --out /tmp/ltw-quick     # smoke test, ~2 min
 
