@@ -35,7 +35,7 @@ def test_steps_guidance_and_overrides_reach_the_task() -> None:
     assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
 
 
-def test_the_centred_task_trains_the_recipe_that_met_its_bar() -> None:
+def test_the_centred_task_runs_chain_k_settings() -> None:
     """`--task short-center` alone runs session 14's chain K: its overrides name real fields."""
     from textimg.config import apply_overrides, load_recipe
 
