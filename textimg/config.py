@@ -73,6 +73,8 @@ class DiffusionConfig:
     # uniform | importance: t drawn in proportion to the Min-SNR weights, each sample then weighted
     # equally; the same objective with lower gradient variance (needs min_snr_gamma > 0)
     timestep_sampling: str = "uniform"
+    # > 0: each image's MSE counts its text pixels (those off the flat background) 1 + w times
+    text_loss_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from textimg.config import DiffusionConfig
@@ -47,6 +48,19 @@ def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.
     """values[t] as float32 shaped to broadcast over image `like`."""
     out = values.to(t.device)[t].float()
     return out.view(-1, *([1] * (like.dim() - 1)))
+
+
+def text_pixel_mask(x0: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
+    """1 on the pixels of a clean image that are not its flat background, grown by one pixel.
+
+    The background is the median of the image's border, which text rarely covers; a pixel whose
+    value (in [-1, 1]) differs from it by more than `threshold` is ink, and the 3x3 dilation adds
+    the anti-aliased edge that decides whether a stroke reads as 7 or Z. Shape (B, 1, H, W).
+    """
+    border = torch.cat([x0[..., 0, :], x0[..., -1, :], x0[..., 1:-1, 0], x0[..., 1:-1, -1]], dim=-1)
+    background = border.median(dim=-1).values[..., None, None]
+    ink = ((x0 - background).abs() > threshold).amax(dim=1, keepdim=True).float()
+    return F.max_pool2d(ink, 3, stride=1, padding=1)
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
@@ -100,6 +114,7 @@ class GaussianDiffusion:
         timesteps: torch.Tensor | None = None,
         min_snr_gamma: float = 0.0,
         timestep_sampling: str = "uniform",
+        text_loss_weight: float = 0.0,
     ) -> None:
         check_choice("prediction", prediction, PREDICTIONS)
         check_choice("timestep_sampling", timestep_sampling, TIMESTEP_SAMPLINGS)
@@ -144,6 +159,11 @@ class GaussianDiffusion:
                 "min_snr_gamma > 0 (with plain weights it is uniform sampling)"
             )
         self.timestep_sampling = timestep_sampling
+        if text_loss_weight < 0:
+            raise TextimgError(
+                f"text_loss_weight must be 0 (off) or positive, not {text_loss_weight}"
+            )
+        self.text_loss_weight = text_loss_weight
         density = (
             self.loss_weight.double()
             if timestep_sampling == "importance"
@@ -166,6 +186,7 @@ class GaussianDiffusion:
             vlb_weight=config.vlb_weight,
             min_snr_gamma=config.min_snr_gamma,
             timestep_sampling=config.timestep_sampling,
+            text_loss_weight=config.text_loss_weight,
         )
 
     def respace(self, count: int) -> GaussianDiffusion:
@@ -189,6 +210,7 @@ class GaussianDiffusion:
             timesteps=self.timesteps[keep],
             min_snr_gamma=self.min_snr_gamma,
             timestep_sampling=self.timestep_sampling,
+            text_loss_weight=self.text_loss_weight,
         )
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -281,7 +303,14 @@ class GaussianDiffusion:
             model_inputs["self_cond"] = self.interpret(draft.float(), x_t, t).x0
         output = model(x_t, steps, tokens, **model_inputs)
         channels = x0.shape[1]
-        mse = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2).mean(dim=(1, 2, 3))
+        error = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2)
+        if self.text_loss_weight:
+            # Each image's mean squared error with its text pixels counted 1 + w times: the
+            # glyphs are a small share of a flat image, and their shape is what OCR reads.
+            weights = 1 + self.text_loss_weight * text_pixel_mask(x0.float())
+            mse = (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * channels)
+        else:
+            mse = error.mean(dim=(1, 2, 3))
         losses = {"mse": mse, "loss": self.loss_weights(t) * mse}
         if self.learned_variance:
             # The VLB trains only the variance: the mean channels are detached (iDDPM section 3.1).
