@@ -12,7 +12,7 @@ without guidance, and OCR-score them (EasyOCR, upscaled) against
 Tasks (textimg/demo.py holds their definitions and the chain):
   short  2-3 characters of A-Z 0-9, two bold fonts, 32 px.  Bar: exact >= 0.9 x ceiling.
   short-center  the same, every string in the middle of its image (`synth --placement center`),
-                pooled text and self-conditioning: at its bar in 2 of 3 seeds (session 14).
+                pooled text and self-conditioning: 0.89 x the ceiling over 4 seeds (session 15).
   lines  two lines of 2-5 letter mixed-case words, four bold fonts, 64 px, random-lightness
          backgrounds.  Bar: trigram CI above the shuffled-prompt CI.
 
