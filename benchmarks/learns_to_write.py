@@ -108,8 +108,8 @@ def configured(
 ) -> Task:
     """The task as the command line asks: `--steps` also moves the lr decay horizon (so a
     shorter run still anneals), `--guidance` replaces the scales, `--set` adds overrides, and
-    each other keyword (`sample_steps`, `sampler`, `train_images`) replaces the task's field of
-    that name unless it is None."""
+    each other keyword (`sample_steps`, `sampler`, `train_images`, `train_seed`) replaces the
+    task's field of that name unless it is None."""
     task = dataclasses.replace(task, **{k: v for k, v in fields.items() if v is not None})
     extra = list(task.overrides) + overrides
     if steps:
@@ -185,6 +185,12 @@ def main() -> None:
         help="images in the rendered training corpus (default: the task's, 30,000 for both)",
     )
     parser.add_argument(
+        "--train-seed",
+        type=int,
+        help="seed of the weights, noise and data order only (same corpus and prompts); "
+        "`--set train.seed=N` would be overridden by the task's seed",
+    )
+    parser.add_argument(
         "--sampler",
         choices=("ddim", "ancestral"),
         help="evaluation sampler (default: the task's; ancestral for task 1, ddim for task 2)",
@@ -214,6 +220,7 @@ def main() -> None:
             sample_steps=args.sample_steps,
             sampler=args.sampler,
             train_images=args.train_images,
+            train_seed=args.train_seed,
         )
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.steps} steps of {task.recipe}, load {os.getloadavg()}")

@@ -31,6 +31,9 @@ def test_steps_guidance_and_overrides_reach_the_task() -> None:
     assert bench.configured(short, None, None, [], sampler="ddim").sampler == "ddim"
     more = bench.configured(short, None, None, [], train_images=120_000, sampler=None)
     assert (more.train_images, more.sampler) == (120_000, "ancestral")
+    # --train-seed reseeds the weights alone: the texts, corpus and prompts keep the task's seed.
+    reseeded = bench.configured(short, None, None, [], train_seed=3)
+    assert (reseeded.train_seed, reseeded.seed) == (3, short.seed)
     # Without options the task is the benchmark's own.
     assert bench.configured(bench.TASKS["short"], None, None, []) == bench.TASKS["short"]
 

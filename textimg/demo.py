@@ -66,7 +66,8 @@ class Task:
     guidance: tuple[float, ...] = (1.0, 3.0)  # 1 = no guidance
     upscale: int = 4  # OCR enlargement: EasyOCR drops detections of 20 px or less
     overrides: tuple[str, ...] = ()  # extra `--set section.field=value` for `textimg train`
-    seed: int = 0
+    seed: int = 0  # texts, corpus, ceiling and sampling; also the weights unless train_seed is set
+    train_seed: int | None = None  # weights, noise and data order alone: a reseed of one corpus
 
 
 SHORT_STRINGS = Task(
@@ -396,13 +397,14 @@ def run_chain(
         run("synth", "synth", "--out", out / "corpus", "--n", task.train_images,
             "--seed", task.seed, "--text-file", train_file, *render)  # fmt: skip
         sets = [x for o in task.overrides for x in ("--set", o)]
+        train_seed = task.seed if task.train_seed is None else task.train_seed
         # Training in segments that `--resume` continues exactly, keeping each segment's
         # checkpoint, gives the learning curve without touching the trainer.
         ends = sorted({s for s in curve if 0 < s < task.steps} | {task.steps})
         for index, end in enumerate(ends):
             resume = ["--resume"] if index else []
             run(f"train_{end}", "train", task.recipe, "--data", out / "corpus",
-                "--out", run_dir, "--steps", end, "--seed", task.seed, "--device", "cpu",
+                "--out", run_dir, "--steps", end, "--seed", train_seed, "--device", "cpu",
                 *resume, *sets)  # fmt: skip
             if end != task.steps:
                 shutil.copy2(checkpoint, run_dir / f"checkpoint-{end:06d}.pt")
