@@ -44,6 +44,6 @@ def test_the_centred_task_runs_chain_k_settings() -> None:
 
     task = load_benchmark().TASKS["short-center"]
     config = apply_overrides(load_recipe(task.recipe), list(task.overrides))
-    assert task.placement == "center" and task.steps == 7200
+    assert task.placement == "center" and task.steps == 8200
     assert config.train.decay_steps == task.steps and config.train.max_minutes == 26
     assert config.model.pooled_text and config.model.self_condition
