@@ -60,8 +60,8 @@ def transcript_use(
     import torch
 
     from textimg.checkpoint import load_checkpoint
+    from textimg.data.reader import make_loader
     from textimg.model import CharTokenizer
-    from textimg.reader import make_loader
 
     model, diffusion, config = load_checkpoint(checkpoint, device="cpu")
     data = dataclasses.replace(config.data, shards=(str(corpus),), weights=())

@@ -81,7 +81,7 @@ TOY_OVERRIDES = (
 
 def prepare(carry: Path) -> None:
     """Texts, prompt files and font files for the device phase, under `carry`."""
-    from textimg.fonts import resolve_fonts
+    from textimg.data.fonts import resolve_fonts
 
     carry.mkdir(parents=True, exist_ok=True)
     train_texts, heldout = split_texts(TASK)
@@ -110,8 +110,8 @@ def device(carry: Path, out: Path, minutes: float, segments: int, images: int, t
 
     from textimg.checkpoint import load_checkpoint
     from textimg.config import apply_overrides, load_recipe
+    from textimg.images import save_image
     from textimg.sampling import sample as draw
-    from textimg.sampling import save_image
     from textimg.train import train
 
     out.mkdir(parents=True, exist_ok=True)

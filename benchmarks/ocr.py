@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from textimg import metrics, ocr
+from textimg.eval import metrics, ocr
 
 WORDS = [
     *("open", "daily", "coffee", "shop", "the", "cat", "sat", "on", "mat", "hello", "world"),

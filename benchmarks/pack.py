@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from textimg.pack import PackOptions, default_workers, pack
+from textimg.data.pack import PackOptions, default_workers, pack
 
 
 def make_corpus(folder: Path, count: int, seed: int = 0) -> tuple[Path, int]:

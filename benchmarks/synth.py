@@ -20,9 +20,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from textimg.fonts import resolve_fonts
-from textimg.render import load_font, word_metrics
-from textimg.synth import (
+from textimg.data.fonts import resolve_fonts
+from textimg.data.render import load_font, word_metrics
+from textimg.data.synth import (
     RenderContext,
     SynthConfig,
     font_fingerprint,

@@ -40,9 +40,10 @@ def upsample_heldout(
     from PIL import Image
 
     from textimg.checkpoint import load_checkpoint
-    from textimg.reader import decode_image
-    from textimg.sampling import sample, to_uint8
-    from textimg.shards import image_member, iter_samples
+    from textimg.data.reader import decode_image
+    from textimg.data.shards import image_member, iter_samples
+    from textimg.images import to_uint8
+    from textimg.sampling import sample
     from textimg.super_resolution import downsample
 
     model = None

@@ -68,6 +68,6 @@ def draw_text() -> DrawText:
 @pytest.fixture(scope="session")
 def easyocr_engine():
     """One uncached EasyOCR engine for the whole session: loading the reader costs seconds."""
-    from textimg.ocr import OcrSettings, make_engine
+    from textimg.eval.ocr import OcrSettings, make_engine
 
     return make_engine(OcrSettings())

@@ -9,8 +9,8 @@ import torch.multiprocessing as mp
 from test_reader import make_shards
 from test_train import micro_config
 
+from textimg.data.reader import ShardStream
 from textimg.model import build_model
-from textimg.reader import ShardStream
 from textimg.train import train
 
 

@@ -18,14 +18,15 @@ from PIL import Image
 from test_ddp import free_port
 from typer.testing import CliRunner
 
-from textimg import evaluate as ev
 from textimg import sampling
 from textimg.checkpoint import save_checkpoint
 from textimg.cli import app
 from textimg.config import DiffusionConfig, ModelConfig, RunConfig, to_dict
+from textimg.distributed import Placement
+from textimg.eval import evaluate as ev
+from textimg.eval.ocr import EasyOcrEngine, OcrEngine, OcrSettings
+from textimg.eval.scoring import PromptLine
 from textimg.model import build_model
-from textimg.ocr import EasyOcrEngine, OcrEngine, OcrSettings
-from textimg.scoring import PromptLine
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -224,7 +225,7 @@ def test_checkpoint_names_are_short_and_distinct(tmp_path) -> None:
 
 def test_split_and_merge_restore_one_process_order() -> None:
     lines = [PromptLine(i, f"p{i}", "t") for i in range(5)]
-    shares = [ev.split_for_rank(lines, ev.Distributed(rank, 2)) for rank in (0, 1)]
+    shares = [ev.split_for_rank(lines, Placement(rank, 2)) for rank in (0, 1)]
     assert [[line.key for line in share] for share in shares] == [["p0", "p2", "p4"], ["p1", "p3"]]
     parts = [
         ([{"key": line.key, "sample": k} for line in share for k in (1, 0)], {line.key: "x"})

@@ -7,7 +7,7 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 from matplotlib import get_data_path
 
-from textimg.fonts import (
+from textimg.data.fonts import (
     REQUIRED,
     FontInfo,
     Rejection,

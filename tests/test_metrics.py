@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from textimg import metrics
+from textimg.eval import metrics
 
 ngram = pytest.importorskip("ngram")
 

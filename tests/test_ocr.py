@@ -8,8 +8,8 @@ import statistics
 import pytest
 from PIL import Image
 
-from textimg import metrics, ocr
 from textimg.errors import TextimgError
+from textimg.eval import metrics, ocr
 
 TEXTS = ["hello world", "OPEN\nDaily 9-5", "Coffee shop", "The cat\nsat down"]
 

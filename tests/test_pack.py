@@ -1,4 +1,4 @@
-"""Tests for `textimg.pack` and `textimg pack`: write tiny real-looking corpora, pack, read back."""
+"""Tests for `textimg.data.pack` and `textimg pack`: pack tiny real-looking corpora, read back."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from textimg.cli.app import app
+from textimg.data.pack import PackOptions, load_packed_texts, pack, split_of
+from textimg.data.shards import iter_samples, read_manifest
 from textimg.errors import TextimgError
-from textimg.pack import PackOptions, load_packed_texts, pack, split_of
-from textimg.shards import iter_samples, read_manifest
 
 TEXTS = [
     "héllo wörld",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textimg.png import encode_gray_png
+from textimg.data.png import encode_gray_png
 
 
 @pytest.mark.parametrize("size", [(1, 1), (37, 5), (256, 256)])

@@ -10,9 +10,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from textimg.config import DataConfig
+from textimg.data.reader import ShardStream, decode_image, make_loader
+from textimg.data.shards import shard_name, write_shard
 from textimg.errors import TextimgError
-from textimg.reader import ShardStream, decode_image, make_loader
-from textimg.shards import shard_name, write_shard
 
 
 def text_image(text: str, size: int = 48, mode: str = "L", width: int | None = None) -> Image.Image:

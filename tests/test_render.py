@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from matplotlib import get_data_path
 
-from textimg.render import Layout, break_lines, fit_text, render_layout
+from textimg.data.render import Layout, break_lines, fit_text, render_layout
 
 FONT = str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from textimg.rerank import PruneSettings, best_index, prune, rerank, tile
+from textimg.eval.rerank import PruneSettings, best_index, prune, rerank, tile
 
 
 def test_prune_keep_only_if_above_wins_over_delete_under() -> None:

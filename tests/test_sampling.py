@@ -10,8 +10,9 @@ from test_unet import SMALL, make_unet
 from textimg.config import DiffusionConfig
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
+from textimg.images import image_grid
 from textimg.model.tokenizer import CharTokenizer
-from textimg.sampling import guided_denoiser, image_grid, sample
+from textimg.sampling import guided_denoiser, sample
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from textimg import scoring
 from textimg.cli import app
-from textimg.ocr import OcrEngine, OcrSettings
+from textimg.eval import scoring
+from textimg.eval.ocr import OcrEngine, OcrSettings
 
 runner = CliRunner()
 

@@ -12,11 +12,11 @@ from PIL import Image
 from test_evaluate import MICRO, StubEngine
 from typer.testing import CliRunner
 
-from textimg import evaluate as ev
 from textimg.checkpoint import save_checkpoint
 from textimg.cli import app
 from textimg.config import DiffusionConfig, RunConfig, SuperResConfig, to_dict
 from textimg.diffusion import GaussianDiffusion
+from textimg.eval import evaluate as ev
 from textimg.model import build_model
 from textimg.sampling import sample
 from textimg.super_resolution import downsample, gaussian_blur, training_inputs

@@ -16,10 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from textimg.cli import app
+from textimg.data.fonts import resolve_fonts
+from textimg.data.shards import iter_samples, read_manifest, sha256_file
+from textimg.data.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
 from textimg.errors import TextimgError
-from textimg.fonts import resolve_fonts
-from textimg.shards import iter_samples, read_manifest, sha256_file
-from textimg.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
 
 runner = CliRunner()
 

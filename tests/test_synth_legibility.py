@@ -5,10 +5,10 @@ import random
 
 from PIL import Image
 
-from textimg.fonts import resolve_fonts
-from textimg.metrics import trigram_ci
-from textimg.shards import iter_samples
-from textimg.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
+from textimg.data.fonts import resolve_fonts
+from textimg.data.shards import iter_samples
+from textimg.data.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
+from textimg.eval.metrics import trigram_ci
 
 LEGIBILITY_FLOOR = 0.8
 """Mean case-insensitive trigram similarity of OCR to `.txt` over a random sample of a 256 px

@@ -119,7 +119,7 @@ def test_loss_falls_on_a_tiny_overfit_batch(tmp_path: Path, conditioning: str) -
     torch.manual_seed(config.train.seed)
     initial = build_model(config)
     trained = train(config, tmp_path / "run")
-    from textimg.reader import ShardStream
+    from textimg.data.reader import ShardStream
 
     images = next(iter(ShardStream(config.data, 16, 1, 8, seed=0)))["image"]
     before, after = fixed_loss(initial, config, images), fixed_loss(trained, config, images)

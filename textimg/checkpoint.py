@@ -15,7 +15,6 @@ For sampling and evaluation nothing but the file is needed:
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from textimg.config import RunConfig, from_dict
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
+from textimg.files import atomic_path, write_atomic
 from textimg.model import UNet, build_model
 
 FORMAT_VERSION = 1
@@ -33,10 +33,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` under a temp name and rename it over `path` (atomic on POSIX)."""
-    path = Path(path)
-    temp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT_VERSION, **state}, temp)
-    os.replace(temp, path)
+    write_atomic(path, lambda temp: torch.save({"format": FORMAT_VERSION, **state}, temp))
 
 
 def read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
@@ -114,10 +111,8 @@ def write_safetensors(
         offset += len(data)
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the data must start 8-byte aligned
-    temp = Path(path).with_name(Path(path).name + ".tmp")
-    with open(temp, "wb") as handle:
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
         handle.write(struct.pack("<Q", len(encoded)))
         handle.write(encoded)
         for blob in blobs:
             handle.write(blob)
-    os.replace(temp, path)

@@ -151,7 +151,7 @@ def short_strings() -> list[str]:
 
 
 def _short_words() -> list[str]:
-    from textimg.texts import english_vocabulary
+    from textimg.data.texts import english_vocabulary
 
     words, _ = english_vocabulary()
     return [w for w in words[:3000] if w.isalpha() and 2 <= len(w) <= 5]
@@ -470,7 +470,7 @@ def write_sample_sheet(folder: Path, path: Path, limit: int = 32, cell: int = 64
     import pandas as pd
     from PIL import Image
 
-    from textimg.contact_sheet import contact_sheet
+    from textimg.images import contact_sheet
 
     rows = pd.read_csv(folder / "results.csv", keep_default_na=False)
     rows = rows[rows["image"] != ""].head(limit)  # a prompt without an image has nothing to show

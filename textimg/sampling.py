@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError, check_choice
+from textimg.images import to_uint8
 from textimg.model.tokenizer import CharTokenizer
 from textimg.super_resolution import sampling_inputs
 
@@ -154,29 +153,6 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ancestral": ancestral_sample,
     "ddim": ddim_sample,
 }
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] to (N, H, W, C) uint8."""
-    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return scaled.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Tile (N, H, W, C) images into one (rows*H, columns*W, C) image, row by row."""
-    count, height, width, channels = images.shape
-    columns = columns or int(np.ceil(np.sqrt(count)))
-    rows = int(np.ceil(count / columns))
-    grid = np.zeros((rows * height, columns * width, channels), dtype=images.dtype)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
-    return grid
-
-
-def save_image(image: np.ndarray, path: Path) -> None:
-    """Write one (H, W, C) uint8 image as PNG; one channel is saved as grayscale."""
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from textimg.config import RunConfig, SuperResConfig
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
+from textimg.images import to_uint8
 
 DOWNSAMPLE_MODES = ("area", "bicubic")
 BLUR_KERNEL = 5
@@ -125,8 +126,6 @@ def sampling_inputs(
 
 def preview_inputs(config: SuperResConfig, batch: dict, count: int) -> tuple[list[str], np.ndarray]:
     """Texts and uint8 low-res images of a batch's first `count` samples, for sample grids."""
-    from textimg.sampling import to_uint8
-
     low_res = downsample(batch["image"][:count], config.low_res_size, config.downsample)
     return list(batch["text"][:count]), to_uint8(low_res)
 

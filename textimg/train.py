@@ -21,7 +21,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -35,11 +34,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint
 from textimg.config import RunConfig, TrainConfig, from_dict, to_dict
+from textimg.data.reader import make_loader
 from textimg.diffusion import GaussianDiffusion
+from textimg.distributed import Placement, resolve_device, start_process_group, wants_cuda
 from textimg.errors import TextimgError, check_choice
+from textimg.images import image_grid, save_image
 from textimg.model import CharTokenizer, build_model
-from textimg.reader import make_loader
-from textimg.sampling import image_grid, sample, save_image
+from textimg.sampling import sample
 from textimg.super_resolution import preview_inputs, training_inputs
 from textimg.warm_start import outer_parameter_names, warm_start
 
@@ -184,21 +185,14 @@ def train(
     checkpoint_path = out / CHECKPOINT_NAME
 
     # Processes and devices: DDP exactly when torchrun says so.
-    distributed = "RANK" in os.environ
-    rank, world_size, local_rank = 0, 1, 0
-    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise TextimgError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
+    place = Placement.from_environment()
+    want_cuda = wants_cuda(cfg.device)
     channels_last = uses_channels_last(cfg, want_cuda)
-    if want_cuda and not torch.cuda.is_available():
-        raise TextimgError("--device cuda was asked for but no CUDA device is available")
-    if distributed:
-        dist.init_process_group("nccl" if want_cuda else "gloo")
-        rank, world_size = dist.get_rank(), dist.get_world_size()
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device(f"cuda:{local_rank}" if want_cuda else "cpu")
+    owns_group = start_process_group(place, want_cuda)
+    distributed = place.distributed
+    rank, world_size, local_rank = place.rank, place.world_size, place.local_rank
+    device = resolve_device(cfg.device, place)
     if want_cuda:
-        torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     is_main = rank == 0
@@ -429,6 +423,6 @@ def train(
 
     if is_main and metrics_path.exists():
         write_loss_plot(metrics_path, out / "loss.png")
-    if distributed:
+    if owns_group:
         dist.destroy_process_group()
     return raw_model

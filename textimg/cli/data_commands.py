@@ -45,7 +45,7 @@ NoSystemOption = Annotated[
 
 
 def _catalog(font_list: Path | None, font_dirs: list[Path] | None, all_fonts: bool, no_system):
-    from textimg.fonts import DEFAULT_FONT_LIST, resolve_fonts
+    from textimg.data.fonts import DEFAULT_FONT_LIST, resolve_fonts
 
     if font_list is not None and not font_list.is_file():
         raise TextimgError(f"font list not found: {font_list}")
@@ -164,8 +164,8 @@ def synth(
     Deterministic (same seed, same bytes, whatever --workers), resumable (a rerun skips complete
     shards), and splittable across machines with --shards.
     """
-    from textimg.fonts import FontInfo
-    from textimg.synth import (
+    from textimg.data.fonts import FontInfo
+    from textimg.data.synth import (
         RenderContext,
         SynthConfig,
         font_fingerprint,
@@ -173,7 +173,7 @@ def synth(
         run_synth,
         text_fingerprint,
     )
-    from textimg.texts import load_text_file
+    from textimg.data.texts import load_text_file
 
     if text_file and text_from:
         raise TextimgError("give --text-file or --text-from, not both")
@@ -181,7 +181,7 @@ def synth(
     if text_file:
         corpus = tuple(load_text_file(text_file))
     elif text_from:
-        from textimg.pack import load_packed_texts
+        from textimg.data.pack import load_packed_texts
 
         corpus = tuple(load_packed_texts(text_from))
         if not corpus:
@@ -256,7 +256,7 @@ def merge(
     out: Annotated[Path, typer.Argument(help="Corpus folder holding manifest-A-B.json parts.")],
 ) -> None:
     """Merge the part manifests of a corpus rendered in pieces (--shards) into manifest.json."""
-    from textimg.synth import merge_manifests
+    from textimg.data.synth import merge_manifests
 
     merged, missing = merge_manifests(out)
     console.print(
@@ -277,11 +277,12 @@ def preview(
     cell: Annotated[int, typer.Option(help="Size of each image on the sheet, in px.")] = 128,
 ) -> None:
     """Write a contact sheet of samples with their texts under them, from any textimg shards."""
-    from textimg.contact_sheet import contact_sheet, shard_items
+    from textimg.data.shards import preview_samples
+    from textimg.images import contact_sheet
 
     if n <= 0:
         raise TextimgError(f"--n must be positive, got {n}")
-    items = shard_items(shards, n)
+    items = preview_samples(shards, n)
     if not items:
         raise TextimgError("no images found in those shards")
     out.parent.mkdir(parents=True, exist_ok=True)

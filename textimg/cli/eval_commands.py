@@ -11,7 +11,7 @@ import typer
 from textimg.cli.app import app
 
 if TYPE_CHECKING:
-    from textimg.ocr import OcrEngine
+    from textimg.eval.ocr import OcrEngine
 
 Engine = Annotated[
     str, typer.Option(help="OCR engine: easyocr, or tesseract where it is installed.")
@@ -50,7 +50,7 @@ def build_engine(
     no_cache: bool,
 ) -> OcrEngine:
     """The OCR engine the shared options describe, with the on-disk cache unless disabled."""
-    from textimg.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
+    from textimg.eval.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
 
     settings = OcrSettings(
         engine=engine,
@@ -99,7 +99,7 @@ def score(
     """OCR existing images and score how well each writes its prompt."""
     from rich.console import Console
 
-    from textimg.scoring import score as run_score
+    from textimg.eval.scoring import score as run_score
 
     ocr = build_engine(
         engine, upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache
@@ -138,7 +138,7 @@ def transcribe(
     """Write OCR transcripts of a folder of images in the format `textimg pack` reads."""
     from rich.console import Console
 
-    from textimg.scoring import transcribe as run_transcribe
+    from textimg.eval.scoring import transcribe as run_transcribe
 
     ocr = build_engine(
         engine, upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache
@@ -246,20 +246,18 @@ def eval_command(
     no_cache: NoCache = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
-    import os
-
-    import torch
     from rich.console import Console
     from rich.table import Table
 
-    from textimg.evaluate import (
+    from textimg.distributed import Placement, resolve_device
+    from textimg.eval.evaluate import (
         EvalSettings,
         SamplingSettings,
         check_inputs,
         check_super_resolution,
         evaluate,
     )
-    from textimg.rerank import PruneSettings
+    from textimg.eval.rerank import PruneSettings
 
     check_inputs(checkpoints, prompts)
     check_super_resolution(sr, checkpoints)
@@ -268,8 +266,7 @@ def eval_command(
         limit=limit,
         rerank=rerank,
         prune=PruneSettings(keep_only_if_above, delete_under, continue_if_all_pruned),
-        device=device
-        or (f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"),
+        device=str(resolve_device(device or "auto", Placement.from_environment())),
         super_resolution=sr,
         sr_count=sr_count,
         sr_steps=sr_steps,

@@ -1,4 +1,4 @@
-"""`textimg pack`: parse options, call `textimg.pack.pack`, show progress and a summary table."""
+"""`textimg pack`: parse options, call `textimg.data.pack.pack`, show progress and a summary."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textimg.cli.app import app
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from textimg.pack import PackResult
+    from textimg.data.pack import PackResult
 
 STAGE_LABELS = {"verify": "verifying images", "write": "writing shards"}
 
@@ -81,8 +81,8 @@ def pack(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from textimg.pack import PackOptions
-    from textimg.pack import pack as pack_images
+    from textimg.data.pack import PackOptions
+    from textimg.data.pack import pack as pack_images
 
     options = PackOptions(
         image_col=image_col,
@@ -117,7 +117,7 @@ def _summary(result: PackResult) -> Table:
     """The end-of-run table: what was packed, held out and rejected, and the bytes it made."""
     from rich.table import Table
 
-    from textimg.pack import REASONS
+    from textimg.data.pack import REASONS
 
     table = Table(title=f"textimg pack -> {result.out}", show_header=False)
     table.add_column("what")

@@ -213,7 +213,7 @@ def sample(
 def _write_images(images: np.ndarray, out: Path, n: int, suffix: str) -> None:
     """One grid (`out` ends in .png) or one PNG per image in the folder `out`; `suffix` tells
     the cascade's two sizes apart."""
-    from textimg.sampling import image_grid, save_image
+    from textimg.images import image_grid, save_image
 
     if out.suffix.lower() == ".png":
         path = out.with_name(out.stem + suffix + out.suffix)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from textimg import metrics
+from textimg.eval import metrics
 
 Read = Callable[[Sequence[Image.Image]], list[str]]
 """`OcrEngine.read`: images -> transcripts."""

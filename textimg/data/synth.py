@@ -26,11 +26,10 @@ from typing import Any
 
 from PIL import Image
 
-from textimg.errors import TextimgError, check_choice
-from textimg.fonts import PRINTABLE, FontInfo
-from textimg.png import encode_gray_png
-from textimg.render import Layout, fit_text, render_layout
-from textimg.shards import (
+from textimg.data.fonts import PRINTABLE, FontInfo
+from textimg.data.png import encode_gray_png
+from textimg.data.render import Layout, fit_text, render_layout
+from textimg.data.shards import (
     MANIFEST_NAME,
     ShardInfo,
     shard_entry,
@@ -39,7 +38,8 @@ from textimg.shards import (
     write_manifest,
     write_shard,
 )
-from textimg.texts import pick_text
+from textimg.data.texts import pick_text
+from textimg.errors import TextimgError, check_choice
 
 SHARD_PREFIX = "synth"
 ALIGNMENTS = ("left", "center", "right")

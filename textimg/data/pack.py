@@ -31,10 +31,8 @@ from typing import Any
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from textimg.errors import TextimgError
-from textimg.shards import (
+from textimg.data.shards import (
     MANIFEST_NAME,
-    TEMP_SUFFIX,
     ShardInfo,
     find_shards,
     iter_shard,
@@ -44,8 +42,9 @@ from textimg.shards import (
     shard_name,
     write_manifest,
     write_shard,
-    write_text_atomic,
 )
+from textimg.errors import TextimgError
+from textimg.files import TEMP_SUFFIX, write_text_atomic
 
 MANIFEST_KIND = "pack"
 TEST_SPLIT_NAME = "test_split.jsonl"

@@ -9,12 +9,9 @@ a row with its `status`, and the summary counts them.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +19,15 @@ from typing import Any
 
 from PIL import Image
 
-from textimg import metrics
+from textimg.data.shards import IMAGE_EXTENSIONS, image_member, iter_samples
 from textimg.errors import TextimgError
-from textimg.ocr import OcrEngine
-from textimg.shards import IMAGE_EXTENSIONS, image_member, iter_samples
+from textimg.eval import metrics
+from textimg.eval.ocr import OcrEngine
+from textimg.eval.report import render_report, thumbnail_data_uri
+from textimg.files import write_atomic
 
 SCORED_STATUSES = ("ok", "empty_prompt")
 """Rows that get metrics; an empty prompt is a real case (an image that should show no text)."""
-
-THUMBNAIL_SIDE = 256
 
 
 @dataclass
@@ -185,14 +182,6 @@ def read_items(items: Sequence[Item], engine: OcrEngine) -> list[str | None]:
     return [transcripts.get(id(item)) for item in items]
 
 
-def _thumbnail_data_uri(image: Image.Image) -> str:
-    thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    png = io.BytesIO()
-    thumb.save(png, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
-
-
 def score_items(
     items: Iterable[Item],
     engine: OcrEngine,
@@ -216,7 +205,7 @@ def score_items(
             for name, metric in metrics.METRICS.items():
                 row[name] = metric(item.prompt or "", transcript) if scored else math.nan
             if item.image is not None:
-                thumbnails[f"{item.key}/{item.source}"] = _thumbnail_data_uri(item.image)
+                thumbnails[f"{item.key}/{item.source}"] = thumbnail_data_uri(item.image)
             rows.append(row)
         if progress is not None:
             progress(len(batch))
@@ -277,53 +266,6 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 6)
 
 
-def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
-    """Worst first: failures (no score) at the very top, then by ascending trigram."""
-    value = row["trigram"]
-    return (0, 0.0) if math.isnan(value) else (1, value)
-
-
-def render_report(rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict) -> str:
-    """A self-contained HTML page: summary table, then each image with its prompt and transcript."""
-    head = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{_fmt(value['mean'])}</td>"
-        f"<td>[{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}]</td></tr>"
-        for name, value in summary.items()
-        if isinstance(value, dict) and "mean" in value
-    )
-    cards = []
-    for row in sorted(rows, key=_sort_key):
-        uri = thumbnails.get(f"{row['key']}/{row['image']}")
-        picture = f'<img src="{uri}" alt="{html.escape(row["key"])}">' if uri else "<i>no image</i>"
-        transcript = "" if row["transcript"] is None else row["transcript"]
-        cards.append(
-            f'<div class="card"><div>{picture}</div><div><b>{html.escape(row["key"])}</b> '
-            f"trigram {_fmt(row['trigram'])} · cer {_fmt(row['cer'])} · "
-            f"status {html.escape(row['status'])} {html.escape(row['error'] or '')}"
-            f"<p>prompt</p><pre>{html.escape(row['prompt'] or '')}</pre>"
-            f"<p>transcript</p><pre>{html.escape(transcript)}</pre></div></div>"
-        )
-    counts = html.escape(json.dumps(summary.get("counts", {})))
-    ocr = html.escape(json.dumps(summary.get("ocr", {})))
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>textimg score report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}.card{display:flex;gap:1em;"
-        "border-top:1px solid #ccc;padding:.5em 0}img{image-rendering:pixelated;width:256px}"
-        "pre{background:#f4f4f4;padding:.3em;white-space:pre-wrap}p{margin:.3em 0 0;color:#666}"
-        "</style></head><body><h1>textimg score report</h1>"
-        f"<table><tr><th>metric</th><th>mean</th><th>95% CI</th></tr>{head}</table>"
-        f"<p>counts {counts}</p><p>OCR {ocr}</p><h2>Images, worst first</h2>"
-        + "".join(cards)
-        + "</body></html>"
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return (
-        "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-    )
-
-
 def write_results(
     out: Path, rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict
 ) -> None:
@@ -338,13 +280,6 @@ def write_results(
     write_atomic(out / "summary.json", lambda path: Path(path).write_text(text, encoding="utf-8"))
     report = render_report(rows, thumbnails, summary)
     write_atomic(out / "report.html", lambda path: Path(path).write_text(report, encoding="utf-8"))
-
-
-def write_atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Write to a temp name and rename, so a killed run never leaves a half file."""
-    temporary = f"{path}.tmp"
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def score(

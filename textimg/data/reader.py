@@ -32,8 +32,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from textimg.config import DataConfig
+from textimg.data.shards import find_shards, image_member, iter_shard
 from textimg.errors import TextimgError
-from textimg.shards import find_shards, image_member, iter_shard
 
 RawSample = tuple[str, dict[str, bytes]]
 

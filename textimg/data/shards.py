@@ -20,12 +20,15 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textimg.errors import TextimgError
+from textimg.files import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MANIFEST_NAME = "manifest.json"
-TEMP_SUFFIX = ".tmp"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 Sample = tuple[str, dict[str, bytes]]
@@ -61,10 +64,8 @@ def write_shard(path: Path, samples: Iterable[Sample]) -> ShardInfo:
     Members are written in the order given, with pinned headers, into `path.tmp`; the file is
     fsynced and renamed only at the end. If anything fails the temp file is removed.
     """
-    path = Path(path)
-    temp = path.with_name(path.name + TEMP_SUFFIX)
     count = 0
-    try:
+    with atomic_path(path) as temp:
         with open(temp, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
                 for key, members in samples:
@@ -81,12 +82,8 @@ def write_shard(path: Path, samples: Iterable[Sample]) -> ShardInfo:
                     count += 1
             raw.flush()
             os.fsync(raw.fileno())
-        info = ShardInfo(samples=count, bytes=temp.stat().st_size, sha256=sha256_file(temp))
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return info
+        shard = ShardInfo(samples=count, bytes=temp.stat().st_size, sha256=sha256_file(temp))
+    return shard
 
 
 def iter_shard(path: Path) -> Iterator[Sample]:
@@ -152,14 +149,6 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
         raise TextimgError(f"{path} is not a readable manifest: {error}") from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 `text` under a temp name and rename it, so no reader sees half a file."""
-    path = Path(path)
-    temp = path.with_name(path.name + TEMP_SUFFIX)
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
-
-
 def write_manifest(directory: Path, manifest: dict[str, Any], name: str = MANIFEST_NAME) -> None:
     """Write a manifest atomically (temp name, then rename), keys sorted for stable diffs.
 
@@ -179,3 +168,20 @@ def shard_is_complete(directory: Path, name: str, entry: dict[str, Any] | None) 
     if entry is None or not path.exists() or path.stat().st_size != entry.get("bytes"):
         return False
     return sha256_file(path) == entry.get("sha256")
+
+
+def preview_samples(sources: Iterable[Path | str], limit: int) -> list[tuple[Image.Image, str]]:
+    """The first `limit` (image, transcript) pairs of any textimg shards (synthetic or packed)."""
+    from PIL import Image
+
+    items = []
+    for _key, members in iter_samples(sources):
+        found = image_member(members)
+        if found is None:
+            continue
+        image = Image.open(io.BytesIO(found[1]))
+        image.load()
+        items.append((image, members.get("txt", b"").decode("utf-8", errors="replace")))
+        if len(items) >= limit:
+            break
+    return items

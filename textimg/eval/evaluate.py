@@ -3,7 +3,7 @@
 For each checkpoint: sample `samples` images per prompt (`DIR/<name>/<key>_<k>.png`), OCR and
 score them through `scoring` (so rows, statuses, summary and report are those of `score`, plus
 best-of-K), and with `rerank` run the post's rejection sampling (nostalgebraist.md §2, through
-`textimg.rerank`) over the same K samples, so its score sits beside plain sampling on the same
+`textimg.eval.rerank`) over the same K samples, so its score sits beside plain sampling on the same
 prompts. With a super-resolution checkpoint (the cascade) every sample is upsampled and the
 large images are scored, or, with rerank, only the survivors are and the rerank score is that of
 the upsampled pick. Several checkpoints give one side-by-side table,
@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,11 +33,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from textimg import metrics
+from textimg.distributed import Placement, start_process_group
 from textimg.errors import TextimgError, check_choice
-from textimg.ocr import OcrEngine
-from textimg.rerank import PruneSettings, rerank, tile
-from textimg.scoring import (
+from textimg.eval import metrics
+from textimg.eval.ocr import OcrEngine
+from textimg.eval.rerank import PruneSettings, rerank, tile
+from textimg.eval.scoring import (
     Item,
     PromptLine,
     decode_image,
@@ -53,6 +53,8 @@ METADATA_KEY = "textimg-sample"
 """PNG text chunk holding what generated the image; a restart keeps the PNG only if it matches."""
 
 COMPARE_METRICS = ("trigram", "trigram_ci", "cer", "exact")
+
+SINGLE_PROCESS = Placement()
 
 
 @dataclass(frozen=True)
@@ -88,19 +90,6 @@ class EvalSettings:
     sr_steps: int | None = None  # default: sampling.steps
     sr_guidance: float = 1.0  # the original upsampled without guidance
     sample_batch: int = 64  # images per sampling call; batching changes no draw (GroupNoise)
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place under torchrun (`RANK`, `WORLD_SIZE`); rank 0 of 1 otherwise."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @classmethod
-    def from_environment(cls) -> Distributed:
-        """Read torchrun's variables; a plain process is rank 0 of 1."""
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
 
 
 def check_super_resolution(sr_checkpoint: Path | None, checkpoints: Sequence[Path]) -> None:
@@ -169,7 +158,7 @@ def describe_super_resolution(settings: EvalSettings) -> dict[str, Any]:
     return described
 
 
-def split_for_rank(lines: Sequence[PromptLine], place: Distributed) -> list[PromptLine]:
+def split_for_rank(lines: Sequence[PromptLine], place: Placement) -> list[PromptLine]:
     """Every `world_size`-th prompt starting at `rank`: shares differ by at most one prompt."""
     return list(lines[place.rank :: place.world_size])
 
@@ -457,7 +446,7 @@ def compare_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
 def _gather(
     part: tuple[list[dict[str, Any]], dict[str, str]] | None,
     error: Exception | None,
-    place: Distributed,
+    place: Placement,
 ) -> list[tuple[list[dict[str, Any]], dict[str, str]]]:
     """Every rank's (rows, thumbnails) on rank 0 (others get []): gloo on CPU, NCCL on GPU.
 
@@ -490,7 +479,7 @@ def evaluate_checkpoint(
     engine: OcrEngine,
     settings: EvalSettings,
     select: OcrEngine | None = None,
-    place: Distributed = Distributed(),
+    place: Placement = SINGLE_PROCESS,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any] | None:
     """Sample, score and (optionally) rerank one checkpoint; rank 0 writes `out/name/` and gets
@@ -558,8 +547,8 @@ def evaluate(
     """
     check_inputs(checkpoints, prompts)
     lines = parse_prompt_lines(prompts)[: settings.limit]
-    place = Distributed.from_environment()
-    started = _start_process_group(place)
+    place = Placement.from_environment()
+    started = start_process_group(place, settings.device.startswith("cuda"))
     try:
         table = []
         for path, name in zip(checkpoints, checkpoint_names(checkpoints), strict=True):
@@ -583,24 +572,8 @@ def evaluate(
             dist.destroy_process_group()
 
 
-def _start_process_group(place: Distributed) -> bool:
-    """Join torchrun's process group unless one exists; True if this call started it."""
-    if place.world_size == 1:
-        return False
-    import torch
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return False
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return True
-
-
 __all__ = [
     "CheckpointSampler",
-    "Distributed",
     "EvalSettings",
     "SamplingSettings",
     "check_inputs",

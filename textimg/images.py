@@ -1,14 +1,16 @@
-"""Contact sheets: a grid of images with their texts under them, for people to look at."""
+"""Images for people to look at: tensors to uint8, grids, PNG files, captioned contact sheets."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from textimg.shards import image_member, iter_samples
+if TYPE_CHECKING:
+    import torch
 
 CAPTION_LINES = 3
 CAPTION_FONT_PX = 11
@@ -56,16 +58,26 @@ def contact_sheet(
     return sheet
 
 
-def shard_items(sources: Iterable[Path | str], limit: int) -> list[tuple[Image.Image, str]]:
-    """The first `limit` (image, transcript) pairs of any textimg shards (synthetic or packed)."""
-    items = []
-    for _key, members in iter_samples(sources):
-        found = image_member(members)
-        if found is None:
-            continue
-        image = Image.open(io.BytesIO(found[1]))
-        image.load()
-        items.append((image, members.get("txt", b"").decode("utf-8", errors="replace")))
-        if len(items) >= limit:
-            break
-    return items
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] to (N, H, W, C) uint8."""
+    import torch
+
+    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Tile (N, H, W, C) images into one (rows*H, columns*W, C) image, row by row."""
+    count, height, width, channels = images.shape
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    grid = np.zeros((rows * height, columns * width, channels), dtype=images.dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def save_image(image: np.ndarray, path: Path) -> None:
+    """Write one (H, W, C) uint8 image as PNG; one channel is saved as grayscale."""
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)

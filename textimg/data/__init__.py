@@ -1,0 +1,1 @@
+"""Data: fonts, transcripts, rendering, the synthetic corpus, packing, shards, the reader."""

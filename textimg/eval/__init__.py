@@ -1,0 +1,1 @@
+"""Evaluation: OCR, metrics, scoring, the HTML report, rejection sampling, checkpoint evaluation."""
