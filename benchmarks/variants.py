@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from textimg.config import RunConfig, apply_overrides, load_recipe
 from textimg.model import build_model
-from textimg.train import autocast_for, uses_channels_last
+from textimg.train import autocast_for, uses_channels_last, uses_compile
 
 WARMUP_STEPS = 2  # untimed first steps per model: allocation, oneDNN primitives, compiling
 
@@ -94,7 +94,7 @@ def main() -> None:
                 name=variant or args.recipe,
                 config=config,
                 model=model,
-                network=torch.compile(model) if config.train.compile else model,
+                network=torch.compile(model) if uses_compile(config.train, cuda=False) else model,
                 optimizer=optimizer,
                 batch=args.batch_size or config.train.batch_size,
             )

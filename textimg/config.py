@@ -13,6 +13,7 @@ checkpoint, so a checkpoint rebuilds its model with nothing else.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -57,6 +58,9 @@ class ModelConfig:
     # self-conditioning (Chen et al. 2022): the network also reads its own last estimate of x0,
     # from a no-grad pass on half the training steps and from the previous step when sampling
     self_condition: bool = False
+    # feature-map sides whose U-Net blocks recompute their activations in the backward pass
+    # instead of storing them (activation checkpointing), e.g. [256] for `sr`'s outer level
+    checkpoint_resolutions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,10 @@ class TrainConfig:
     sample_prompts: tuple[str, ...] = ("ab", "xyz", "Hi")
     sample_steps: int = 25
     sample_guidance: float = 2.0
-    compile: bool = False
+    # torch.compile the model: "auto" = on CUDA (no graph breaks, text padded to a few fixed
+    # lengths, so it compiles once per length), not on the CPU, where compiling cost 159 s for an
+    # 11% faster step (docs/benchmarks.md)
+    compile: bool | str = "auto"  # auto | true | false
     # auto = bf16 autocast on CUDA, fp32 on the CPU, where bf16 trained cpu-proof-short no faster
     # on a 2-core avx512_bf16 EPYC (0.94-1.00x, docs/benchmarks.md); CPUs with AMX may differ
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights, AdamW and EMA stay fp32)
@@ -268,6 +275,13 @@ def _checked(cls: type, name: str, value: Any, section: str) -> Any:
 
 def _coerce(value: Any, expected: Any) -> Any:
     origin = typing.get_origin(expected)
+    if origin is types.UnionType:  # `bool | str`: the first member the value fits
+        for member in typing.get_args(expected):
+            try:
+                return _coerce(value, member)
+            except TypeError:
+                continue
+        raise TypeError
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(expected)
         if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
@@ -290,6 +304,8 @@ _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str:
 
 
 def _type_name(expected: Any) -> str:
+    if typing.get_origin(expected) is types.UnionType:
+        return " or ".join(_type_name(member) for member in typing.get_args(expected))
     if typing.get_origin(expected) is tuple:
         return f"a list of {_TYPE_NAMES[typing.get_args(expected)[0]].split()[-1]}s"
     return _TYPE_NAMES[expected]

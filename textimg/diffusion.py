@@ -267,15 +267,17 @@ class GaussianDiffusion:
         self, batch: int, generator: torch.Generator, device: torch.device
     ) -> torch.Tensor:
         """Stratified timesteps, one per slice of the sampling distribution's quantiles,
-        shuffled: lower loss variance. Uniform over [0, T), or by the loss weights."""
-        offsets = torch.rand(batch, generator=generator, dtype=torch.float64)
-        strata = (torch.arange(batch, dtype=torch.float64) + offsets) / batch
+        shuffled: lower loss variance. Uniform over [0, T), or by the loss weights. Drawn on
+        the generator's device, so a CUDA generator needs no host-to-device copy."""
+        home = generator.device
+        offsets = torch.rand(batch, generator=generator, dtype=torch.float64, device=home)
+        strata = (torch.arange(batch, dtype=torch.float64, device=home) + offsets) / batch
         if self.timestep_sampling == "uniform":
             t = (strata * self.num_steps).long()
         else:
-            t = torch.searchsorted(self._timestep_cdf, strata, right=True)
+            t = torch.searchsorted(self._timestep_cdf.to(home), strata, right=True)
         t = t.clamp(max=self.num_steps - 1)
-        return t[torch.randperm(batch, generator=generator)].to(device)
+        return t[torch.randperm(batch, generator=generator, device=home)].to(device)
 
     def training_losses(
         self,

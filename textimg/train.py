@@ -117,6 +117,20 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
+def uses_compile(cfg: TrainConfig, cuda: bool) -> bool:
+    """Whether the run trains a `torch.compile`d model (`train.compile`: auto = on CUDA)."""
+    if cfg.compile not in (True, False, "auto"):
+        raise TextimgError(f"train.compile must be true, false or auto, not {cfg.compile!r}")
+    return cfg.compile is True or (cfg.compile == "auto" and cuda)
+
+
+def text_length_bucket(length: int, context_length: int) -> int:
+    """The padded length of a batch whose longest transcript has `length` tokens: the next power
+    of two from 8, at most the context. A handful of shapes, so a compiled model compiles once
+    per bucket instead of once per longest transcript."""
+    return min(context_length, max(8, 1 << (length - 1).bit_length()))
+
+
 def micro_step_seed(seed: int, step: int, rank: int, micro: int) -> int:
     """A 63-bit seed from integers only (string seeding is sha512-based, unlike `hash()`)."""
     return random.Random(f"{seed}-{step}-{rank}-{micro}").getrandbits(63)
@@ -128,7 +142,9 @@ def conditioning_tokens(
     """Tokens with a `dropout` share of null transcripts (classifier-free guidance training),
     and how many texts were truncated. The transcript is swapped, never skipped, so every
     parameter takes part in every step (DDP needs that)."""
-    encoded = tokenizer.encode_batch(texts, pad_to=3)
+    longest = max(len(text) for text in texts) + 2  # start and end
+    length = text_length_bucket(min(longest, tokenizer.context_length), tokenizer.context_length)
+    encoded = tokenizer.encode_batch(texts, pad_to=length)
     drop = torch.rand(len(texts), generator=generator) < dropout
     null = tokenizer.null_tokens(len(texts), encoded.tokens.shape[1])
     return torch.where(drop[:, None], null, encoded.tokens), len(encoded.truncated)
@@ -147,6 +163,28 @@ def _out_of_time(
     flag = torch.tensor(float(spent), device=device)
     dist.broadcast(flag, src=0)
     return bool(flag.item())
+
+
+def _note_nonfinite(
+    first_bad: torch.Tensor, step: int, loss: torch.Tensor, grad_norm: torch.Tensor
+) -> torch.Tensor:
+    """`first_bad` = (step, loss) of the first step whose loss or gradient norm is not finite,
+    (0, 0) while there is none; updated on the device, so the step does not wait for the GPU."""
+    bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm)) & (first_bad[0] == 0)
+    return torch.where(bad, torch.stack([torch.full_like(loss, step), loss]), first_bad)
+
+
+def _stop_if_nonfinite(first_bad: torch.Tensor, checkpoint_path: Path) -> None:
+    """Raise if `_note_nonfinite` saw a bad step; called before anything is written, so a
+    checkpoint never holds the weights of a diverged run."""
+    step, loss = first_bad.tolist()
+    if step:
+        kept = (
+            f"the last good checkpoint {checkpoint_path} is kept"
+            if checkpoint_path.exists()
+            else "no checkpoint was written yet"
+        )
+        raise TextimgError(f"loss became {loss} at step {int(step)}; stopped, {kept}")
 
 
 def write_loss_plot(metrics_path: Path, out: Path) -> None:
@@ -263,7 +301,7 @@ def train(
         count = sum(p.numel() for p in model.parameters())
         console.print(f"model: {count / 1e6:.2f}M parameters; steps {start_step} -> {cfg.steps}")
     raw_model = model
-    if cfg.compile:
+    if uses_compile(cfg, want_cuda):
         model = torch.compile(model)
     if distributed:
         model = DistributedDataParallel(model, device_ids=[local_rank] if want_cuda else None)
@@ -288,6 +326,7 @@ def train(
         rank,
         world_size,
         start_batch=data_position["batches"],
+        pin_memory=want_cuda,
     )
     batches = iter(loader)
     tokenizer = CharTokenizer(config.model.context_length)
@@ -307,10 +346,14 @@ def train(
     )
     task = progress.add_task("", total=cfg.steps, completed=start_step)
     training_started = time.perf_counter()
+    # No step reads a value back from the device, so the host queues the next step while the
+    # GPU runs this one: losses, gradient norms and the non-finite check are read at the steps
+    # that log, checkpoint or sample, and images/s is timed over the steps since the last log.
+    first_bad = torch.zeros(2, device=device)
+    logged_at, logged_step = training_started, start_step
     preview = None  # a super-resolution run's grids upsample the first batch's low-res images
     with progress:
         for step in range(start_step, cfg.steps):
-            started = time.perf_counter()
             lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -319,16 +362,19 @@ def train(
             for micro in range(cfg.grad_accum):
                 batch = next(batches)
                 seed = micro_step_seed(cfg.seed, step, rank, micro)
-                generator = torch.Generator().manual_seed(seed)
+                generator = torch.Generator().manual_seed(seed)  # text dropout, SR inputs
+                on_device = torch.Generator(device).manual_seed(seed + 1)  # timesteps, noise
                 torch.manual_seed(seed)  # network dropout
-                x0 = batch["image"].to(device, non_blocking=True)
+                x0 = batch["image"].to(device, non_blocking=True)  # pinned on CUDA
                 tokens, cut = conditioning_tokens(
                     batch["text"], tokenizer, config.diffusion.text_dropout, generator
                 )
-                tokens = tokens.to(device)
+                if want_cuda:  # a pageable copy waits for the GPU's queue; a pinned one not
+                    tokens = tokens.pin_memory()
+                tokens = tokens.to(device, non_blocking=True)
                 truncated += cut
-                t = diffusion.sample_timesteps(x0.shape[0], generator, device)
-                noise = torch.randn(x0.shape, generator=generator).to(device)
+                t = diffusion.sample_timesteps(x0.shape[0], on_device, device)
+                noise = torch.randn(x0.shape, generator=on_device, device=device)
                 model_inputs = training_inputs(super_resolution, x0, diffusion, generator)
                 # Self-conditioning's coin is the same on every rank, so all ranks run the same
                 # number of forward passes through DDP (which may sync buffers in each one).
@@ -350,15 +396,8 @@ def train(
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model_parameters, cfg.grad_clip)
-            loss_value = loss_sum.item() / cfg.grad_accum
             # Gradients are all-reduced, so a NaN anywhere makes grad_norm NaN on every rank alike.
-            if not (math.isfinite(loss_value) and math.isfinite(grad_norm.item())):
-                kept = (
-                    f"the last good checkpoint {checkpoint_path} is kept"
-                    if checkpoint_path.exists()
-                    else "no checkpoint was written yet"
-                )
-                raise TextimgError(f"loss became {loss_value} at step {step + 1}; stopped, {kept}")
+            first_bad = _note_nonfinite(first_bad, step + 1, loss_sum / cfg.grad_accum, grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
@@ -366,29 +405,37 @@ def train(
                 # One fused update, not a kernel launch per tensor (~900 for base64 on a GPU).
                 torch._foreach_lerp_(ema_parameters, model_parameters, 1 - decay)
             done = step + 1
-            seconds = time.perf_counter() - started
             out_of_time = _out_of_time(training_started, cfg.max_minutes, device, distributed)
             last_step = done == cfg.steps or out_of_time
+            checkpoints = done % cfg.checkpoint_every == 0 or last_step
+            samples = is_main and cfg.sample_every and (done % cfg.sample_every == 0 or last_step)
+            if checkpoints or samples or done % cfg.log_every == 0:
+                _stop_if_nonfinite(first_bad, checkpoint_path)
 
             if done % cfg.log_every == 0 or last_step:
                 if distributed:
                     dist.all_reduce(loss_sum)
-                    loss_value = loss_sum.item() / (cfg.grad_accum * world_size)
+                loss_value = loss_sum.item() / (cfg.grad_accum * world_size)
+                now = time.perf_counter()
+                images = (done - logged_step) * cfg.batch_size * cfg.grad_accum * world_size
                 if is_main:
                     row = {
                         "step": done,
                         "loss": loss_value,
                         "lr": lr,
                         "grad_norm": grad_norm.item(),
-                        "images_per_s": cfg.batch_size * cfg.grad_accum * world_size / seconds,
+                        "images_per_s": images / (now - logged_at),
                     }
                     if truncated:
                         row["truncated_texts"] = truncated
                     with open(metrics_path, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
-            progress.update(task, completed=done, description=f"loss {loss_value:.4f} lr {lr:.2e}")
+                logged_at, logged_step = now, done
+                description = f"loss {loss_value:.4f} lr {lr:.2e}"
+                progress.update(task, description=description)
+            progress.update(task, completed=done)
 
-            if done % cfg.checkpoint_every == 0 or last_step:
+            if checkpoints:
                 if is_main:
                     data_position["batches"] = done * cfg.grad_accum
                     save_checkpoint(
@@ -404,7 +451,7 @@ def train(
                     )
                 if distributed:
                     dist.barrier()
-            if is_main and cfg.sample_every and (done % cfg.sample_every == 0 or last_step):
+            if samples:
                 prompts, low_res = preview or (list(cfg.sample_prompts), None)
                 images = sample(
                     ema,

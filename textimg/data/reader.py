@@ -188,8 +188,13 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     start_batch: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader over `ShardStream`; iterate it once, for the whole run (it never ends)."""
+    """A DataLoader over `ShardStream`; iterate it once, for the whole run (it never ends).
+
+    `pin_memory` (for CUDA) hands out batches in page-locked memory, so their copy to the GPU is
+    asynchronous instead of waiting for the GPU to finish its queued work.
+    """
     stream = ShardStream(
         config, image_size, image_channels, batch_size, seed, rank, world_size, start_batch
     )
@@ -199,4 +204,5 @@ def make_loader(
         num_workers=config.num_workers,
         persistent_workers=config.num_workers > 0,
         prefetch_factor=2 if config.num_workers > 0 else None,
+        pin_memory=pin_memory,
     )

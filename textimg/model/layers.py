@@ -27,9 +27,42 @@ def timestep_embedding(
     return embedding
 
 
-def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+def low_precision(x: torch.Tensor, *params: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """`x` and `params` in the autocast dtype when autocast is on, else as they are.
+
+    CUDA autocast runs GroupNorm and LayerNorm in fp32: every norm casts its bf16 input up and
+    its output down again, and the fp32 copy doubles the memory saved for backward. The norm
+    kernels accumulate their statistics in fp32 whatever the input dtype, so a bf16 input loses
+    nothing there; only the output is rounded, as the next conv or linear would round it anyway.
+    """
+    device = x.device.type
+    if not torch.is_autocast_enabled(device):
+        return [x, *params]
+    dtype = torch.get_autocast_dtype(device)
+    return [None if t is None else t.to(dtype) for t in (x, *params)]
+
+
+class GroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm` (same parameters) that runs in the autocast dtype; see `low_precision`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, weight, bias = low_precision(x, self.weight, self.bias)
+        with torch.autocast(x.device.type, enabled=False):
+            return F.group_norm(x, self.num_groups, weight, bias, self.eps)
+
+
+class LayerNorm(nn.LayerNorm):
+    """`nn.LayerNorm` (same parameters) that runs in the autocast dtype; see `low_precision`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, weight, bias = low_precision(x, self.weight, self.bias)
+        with torch.autocast(x.device.type, enabled=False):
+            return F.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
+
+
+def group_norm(channels: int, groups: int) -> GroupNorm:
     """GroupNorm with the largest group count <= `groups` that divides `channels`."""
-    return nn.GroupNorm(math.gcd(channels, groups), channels)
+    return GroupNorm(math.gcd(channels, groups), channels)
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -65,7 +98,10 @@ def attention(
 
     `mask` is a boolean (B, M) key mask (True = attend) or an additive float bias broadcastable
     to (B, heads, N, M). The callers guarantee every query sees at least one key, so no softmax
-    row is empty (SDPA returns NaN for fully masked rows, pytorch#103963).
+    row is empty (SDPA returns NaN for fully masked rows, pytorch#103963). They also pass
+    inputs whose channels are contiguous (stride 1 in the last dimension): the fused CUDA
+    kernels (flash, memory-efficient) refuse any other layout and SDPA falls back to the math
+    path, which stores the whole score matrix.
     """
     batch, n, _ = query.shape
 
@@ -86,7 +122,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.LayerNorm(dim), nn.Linear(dim, dim * mult), nn.GELU(), nn.Linear(dim * mult, dim)
+            LayerNorm(dim), nn.Linear(dim, dim * mult), nn.GELU(), nn.Linear(dim * mult, dim)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

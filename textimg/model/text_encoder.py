@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from textimg.model.layers import FeedForward, attention, timestep_embedding
+from textimg.model.layers import FeedForward, LayerNorm, attention, timestep_embedding
 from textimg.model.tokenizer import NEWLINE, PAD, VOCAB_SIZE
 
 
@@ -62,7 +62,7 @@ class TransformerLayer(nn.Module):
     def __init__(self, dim: int, heads: int, ff_mult: int) -> None:
         super().__init__()
         self.heads = heads
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.ff = FeedForward(dim, ff_mult)

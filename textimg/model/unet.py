@@ -42,11 +42,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from textimg.config import ModelConfig, SuperResConfig
 from textimg.errors import TextimgError, check_choice
 from textimg.model.layers import (
     Conditioning,
+    LayerNorm,
     attention,
     group_norm,
     timestep_embedding,
@@ -126,7 +128,7 @@ class SelfAttention(nn.Module):
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.text_kv = (
-            nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, 2 * channels))
+            nn.Sequential(LayerNorm(text_dim), nn.Linear(text_dim, 2 * channels))
             if text_dim
             else None
         )
@@ -134,7 +136,12 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         batch, channels, height, width = x.shape
-        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)
+        # The 1x1 qkv conv as a matmul on pixel tokens, so q, k and v come out channel-contiguous
+        # as the fused attention kernels need (the conv's (B, 3C, H, W) output, flattened and
+        # transposed, strides its channels by H*W). Still a Conv2d, so checkpoints load.
+        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        qkv = F.linear(tokens, self.qkv.weight.flatten(1), self.qkv.bias)
+        q, k, v = qkv.chunk(3, dim=-1)
         mask = None
         if self.text_kv is not None:
             text_k, text_v = self.text_kv(cond.text).chunk(2, dim=-1)
@@ -202,7 +209,7 @@ class UNet(nn.Module):
         )
         self.text_to_time = (
             nn.Sequential(
-                nn.LayerNorm(config.text_dim),
+                LayerNorm(config.text_dim),
                 nn.Linear(config.text_dim, emb),
                 nn.SiLU(),
                 zero_module(nn.Linear(emb, emb)),
@@ -337,13 +344,20 @@ class UNet(nn.Module):
         )
         skips = []
         for block in self.input_blocks:
-            h = block(h, cond)
+            h = self._run(block, h, cond)
             skips.append(h)
         h = self.middle_block(h, cond)
         for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), cond)
+            h = self._run(block, torch.cat([h, skips.pop()], dim=1), cond)
         h = self.out(h)
         return F.pixel_shuffle(h, patch) if patch > 1 else h
+
+    def _run(self, block: Block, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """One block; at `model.checkpoint_resolutions` its activations are recomputed in the
+        backward pass instead of stored (memory for ~a third more compute at that level)."""
+        if h.shape[-1] in self.config.checkpoint_resolutions and torch.is_grad_enabled():
+            return checkpoint(block, h, cond, use_reentrant=False)
+        return block(h, cond)
 
 
 class _IgnoreConditioning(nn.Module):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from textimg.model.layers import Conditioning, FeedForward, attention
+from textimg.model.layers import Conditioning, FeedForward, GroupNorm, LayerNorm, attention
 
 
 class AxialPositionEmbedding(nn.Module):
@@ -38,15 +38,19 @@ class AdaGroupNorm(nn.Module):
 
     def __init__(self, channels: int, emb_channels: int) -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(1, channels, affine=False)
+        self.norm = GroupNorm(1, channels, affine=False)
         self.projection = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * channels))
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        """Normalised features flattened to tokens (B, H*W, C)."""
+        """Normalised features flattened to tokens (B, H*W, C).
+
+        The modulation takes the norm's dtype (bf16 under autocast): the fp32 position table
+        would otherwise promote the whole (B, C, H, W) product to fp32.
+        """
+        normed = self.norm(h)
         modulation = self.projection(emb)[:, :, None, None] + position
-        scale, shift = modulation.chunk(2, dim=1)
-        normed = self.norm(h) * (1 + scale) + shift
-        return normed.flatten(2).transpose(1, 2)
+        scale, shift = modulation.to(normed.dtype).chunk(2, dim=1)
+        return (normed * (1 + scale) + shift).flatten(2).transpose(1, 2)
 
 
 class CrossAttention(nn.Module):
@@ -79,11 +83,11 @@ class WeaveAttention(nn.Module):
             raise ValueError(f"text_dim {text_dim} is not a multiple of {head_channels}")
         heads = text_dim // head_channels
         self.image_norm_for_text = AdaGroupNorm(channels, emb_channels)
-        self.text_norm_read = nn.LayerNorm(text_dim)
+        self.text_norm_read = LayerNorm(text_dim)
         self.image_to_text = CrossAttention(text_dim, channels, text_dim, heads)
         self.text_ff = FeedForward(text_dim, ff_mult)
         self.image_norm_for_image = AdaGroupNorm(channels, emb_channels)
-        self.text_norm_write = nn.LayerNorm(text_dim)
+        self.text_norm_write = LayerNorm(text_dim)
         self.text_to_image = CrossAttention(channels, text_dim, text_dim, heads)
 
     def forward(self, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
