@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -328,3 +329,28 @@ def test_cli_errors_are_one_clear_line(tmp_path, extra, message):
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_an_image_changed_after_verifying_stops_the_run_with_its_path(
+    tmp_path, monkeypatch, workers
+):
+    """Shards are written by worker threads; an image rewritten between verifying and writing
+    is caught by its hash in whichever thread writes it, and its shard is never completed."""
+    import textimg.data.pack as packing
+
+    rows = _good_rows(tmp_path / "images", 6)
+    table = _write_table(rows, tmp_path / "t.jsonl")
+    planned = packing._plan_shards
+
+    def plan_then_change(*args, **kwargs):
+        jobs = planned(*args, **kwargs)
+        _image(tmp_path / "images" / rows[4]["image"], 99, fmt="PNG")
+        return jobs
+
+    monkeypatch.setattr(packing, "_plan_shards", plan_then_change)
+    changed = re.escape(rows[4]["image"])
+    with pytest.raises(TextimgError, match=f"{changed} changed while packing"):
+        pack(tmp_path / "images", tmp_path / "out", table, PackOptions(shard_size=2), workers)
+    manifest = read_manifest(tmp_path / "out")
+    assert not manifest["complete"] and len(manifest["shards"]) < len(manifest["planned_shards"])

@@ -74,7 +74,7 @@ def pack(
     ] = False,
     workers: Annotated[
         int | None,
-        typer.Option(help="Worker processes (default: all usable cores).", show_default=False),
+        typer.Option(help="Worker threads (default: all usable cores).", show_default=False),
     ] = None,
 ) -> None:
     """Pack real images and their transcripts into train/test WebDataset shards."""
