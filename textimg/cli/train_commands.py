@@ -112,6 +112,17 @@ def train(
             "--set", help="Override any setting as section.field=value, e.g. train.lr=3e-4."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print parameters, forward GFLOP and activation memory per image and the "
+            "largest batch that fits --gpu-memory, measured on fake tensors; train nothing.",
+        ),
+    ] = False,
+    gpu_memory: Annotated[
+        str, typer.Option("--gpu-memory", help="GPU memory for --dry-run, e.g. 80GB or 141GB.")
+    ] = "80GB",
 ) -> None:
     """Train a text-writing diffusion model; the resolved config is printed and saved."""
     from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint_config
@@ -132,6 +143,12 @@ def train(
     if device is not None:
         options.append(f'train.device="{device}"')
     config = apply_overrides(config, options)
+    if dry_run:
+        from textimg.footprint import measure, parse_memory, table
+
+        memory = parse_memory(gpu_memory)
+        console.print(table(Path(recipe).stem, config, measure(config), memory), markup=False)
+        return
     run_training(config, run_dir, resume=resume, init_from=init_from)
     console.print(f"done: {run_dir / 'checkpoint.pt'}")
 
