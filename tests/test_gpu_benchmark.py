@@ -40,3 +40,41 @@ def test_prepare_and_device_phases_return_a_curve_of_samples(tmp_path: Path) -> 
     keys = {p["key"] for p in prompts}
     assert {n.stem for n in names} <= keys and len(names) == 3 * 8
     assert (out / "metrics.jsonl").exists() and (out / "config.json").exists()
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_gpu_check_script_runs_every_section_at_toy_size() -> None:
+    """`benchmarks/gpu_check.sh --toy`: the sections a GPU lease runs, on the CPU in seconds."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    result = subprocess.run(
+        [BENCHMARKS / "gpu_check.sh", "--toy"], env=env, capture_output=True, text=True
+    )
+    output = result.stdout
+    assert result.returncode == 0 and "section failed" not in output, output + result.stderr
+    for section in (
+        "textimg vs diffusers",
+        "batch sweep, tiny",
+        "bf16 vs fp32 loss parity",
+        "dry run, tiny",
+    ):
+        assert f"## {section}" in output
+    assert "| tiny | textimg | 1.8 |" in output and "| tiny-sr | textimg | 1.9 |" in output
+    assert "| tiny | 4 |" in output  # a sweep row
+    assert "| largest batch in 80 GB |" in output
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        assert "diffusers is not installed" in output
+
+
+def test_bf16_training_keeps_the_fp32_loss() -> None:
+    """The parity check, shortened: bf16 autocast with bf16 norms trains `tiny` to the loss fp32
+    reaches on the same batches, timesteps and noise (the full check runs 300 steps)."""
+    command = [sys.executable, BENCHMARKS / "train.py", "--parity", "24", "--batch-size", "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["bf16_differs"]
+    assert abs(result["bf16_ratio"] - 1) < 0.05

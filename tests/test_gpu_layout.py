@@ -174,3 +174,19 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
     assert plain.keys() == checkpointed.keys() and len(plain) > 100
     for name, gradient in plain.items():
         torch.testing.assert_close(checkpointed[name], gradient, msg=name)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("recipe", ["base64", "sr"])
+def test_cuda_step_runs_on_fused_attention_kernels_only(recipe: str) -> None:
+    """On a GPU, forward and backward under bf16 autocast with the math fallback forbidden:
+    any attention call whose inputs a fused kernel refuses fails here."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    config = shrunk(recipe)
+    model = build_model(config).cuda()
+    batch = {name: tensor.cuda() for name, tensor in inputs(config, length=16).items()}
+    fused = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION]
+    with sdpa_kernel(fused), torch.autocast("cuda", dtype=torch.bfloat16):
+        model(**batch).float().square().mean().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())

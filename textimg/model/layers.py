@@ -27,37 +27,48 @@ def timestep_embedding(
     return embedding
 
 
-def low_precision(x: torch.Tensor, *params: torch.Tensor | None) -> list[torch.Tensor | None]:
-    """`x` and `params` in the autocast dtype when autocast is on, else as they are.
+def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The autocast dtype on `x`'s device, or None when autocast is off (or the device, such as
+    `meta`, has none)."""
+    device = x.device.type
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return None
+
+
+def _cast(parameter: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if parameter is None else parameter.to(dtype)
+
+
+class GroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm` (same parameters) that runs in the autocast dtype.
 
     CUDA autocast runs GroupNorm and LayerNorm in fp32: every norm casts its bf16 input up and
     its output down again, and the fp32 copy doubles the memory saved for backward. The norm
     kernels accumulate their statistics in fp32 whatever the input dtype, so a bf16 input loses
-    nothing there; only the output is rounded, as the next conv or linear would round it anyway.
+    nothing there; only the output is rounded, as the next conv or linear would round it anyway
+    (`benchmarks/train.py --parity`: the same loss as fp32 training).
     """
-    device = x.device.type
-    if not torch.is_autocast_enabled(device):
-        return [x, *params]
-    dtype = torch.get_autocast_dtype(device)
-    return [None if t is None else t.to(dtype) for t in (x, *params)]
-
-
-class GroupNorm(nn.GroupNorm):
-    """`nn.GroupNorm` (same parameters) that runs in the autocast dtype; see `low_precision`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, weight, bias = low_precision(x, self.weight, self.bias)
+        dtype = autocast_dtype(x)
+        if dtype is None:
+            return super().forward(x)
         with torch.autocast(x.device.type, enabled=False):
-            return F.group_norm(x, self.num_groups, weight, bias, self.eps)
+            weight, bias = _cast(self.weight, dtype), _cast(self.bias, dtype)
+            return F.group_norm(x.to(dtype), self.num_groups, weight, bias, self.eps)
 
 
 class LayerNorm(nn.LayerNorm):
-    """`nn.LayerNorm` (same parameters) that runs in the autocast dtype; see `low_precision`."""
+    """`nn.LayerNorm` (same parameters) that runs in the autocast dtype, as `GroupNorm`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, weight, bias = low_precision(x, self.weight, self.bias)
+        dtype = autocast_dtype(x)
+        if dtype is None:
+            return super().forward(x)
         with torch.autocast(x.device.type, enabled=False):
-            return F.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
+            weight, bias = _cast(self.weight, dtype), _cast(self.bias, dtype)
+            return F.layer_norm(x.to(dtype), self.normalized_shape, weight, bias, self.eps)
 
 
 def group_norm(channels: int, groups: int) -> GroupNorm:
