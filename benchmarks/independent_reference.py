@@ -1,14 +1,13 @@
 """An independent cross-check of textimg's training stack: a plain conditional U-Net, one file.
 
-Why it exists: issue 7's reference (a plain U-Net with cross-attention to a character
-transformer) is said to write 2-3 character strings legibly after 192k images, while textimg's
-model needs ~300k. Probes inside textimg (docs/learns_to_write.md, session 5) swapped the
-network but kept textimg's trainer, diffusion, loader and sampler, so a fault in those would have
-hidden in every probe. This script shares **no code with textimg**: its own tar reader (the whole
-corpus in memory, epochs of random permutations), network, cosine schedule, v-prediction loss,
-AdamW loop with EMA, and DDIM sampler with classifier-free guidance. If it learned much faster
-per image on the same corpus, the fault would be in textimg; it does not (docs/learns_to_write.md,
-session 6).
+Why it exists: a plain U-Net with cross-attention to a character transformer is the usual
+reference for writing 2-3 character strings at 32 px. Swapping networks inside textimg keeps
+textimg's trainer, diffusion, loader and sampler, so a fault in those would hide in every
+variant. This script shares **no code with textimg**: its own tar reader (the whole corpus in
+memory, epochs of random permutations), network, cosine schedule, v-prediction loss, AdamW loop
+with EMA, and DDIM sampler with classifier-free guidance. If it learned much faster per image on
+the same corpus, the fault would be in textimg; it does not (docs/benchmarks.md, "textimg vs an
+independent plain U-Net").
 
 The network: 16/32/64 channels at 32/16/8 px, one ResBlock per level each way, average-pool down
 and nearest-neighbour up, plain cross-attention (zero-initialised output) to the text at 16 and 8

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the EasyOCR engine (loaded once per session) and clean text renderings."""
+"""Shared test fixtures: the EasyOCR engine (loaded once per test run) and clean text renderings."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def draw_text() -> DrawText:
 
 @pytest.fixture(scope="session")
 def easyocr_engine():
-    """One uncached EasyOCR engine for the whole session: loading the reader costs seconds."""
+    """One uncached EasyOCR engine for the whole test run: loading the reader costs seconds."""
     from textimg.eval.ocr import OcrSettings, make_engine
 
     return make_engine(OcrSettings())

@@ -1,6 +1,6 @@
 """benchmarks/independent_reference.py, the textimg-free cross-check, must train and sample.
 
-Its numbers in docs/learns_to_write.md are evidence about textimg's own stack, so a broken copy
+Its numbers in docs/benchmarks.md are evidence about textimg's own stack, so a broken copy
 (a loss that does not fall, samples that are not images) must not sit in the repository.
 """
 

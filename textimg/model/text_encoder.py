@@ -106,9 +106,9 @@ class TextEncoder(nn.Module):
         # The characters must dominate each token's input at the start. With every table at
         # dim^-0.5 and a default-initialised time projection (the same vector on every token of
         # every prompt, and larger), "ABC" and "XYZ" differed in ~8% of the encoder output and a
-        # 2,400-step CPU run learned to ignore the text entirely (docs/learns_to_write.md). Unit
-        # token embeddings and a near-zero time projection (it grows as it is needed) made the
-        # transcript lower the loss from step ~400 on the same run.
+        # 2,400-step CPU run learned to ignore the text entirely (docs/training.md, "What
+        # helped"). Unit token embeddings and a near-zero time projection (it grows as it is
+        # needed) make the transcript lower the loss from step ~400 of the same run.
         nn.init.normal_(self.token_embedding.weight, std=1.0)
         nn.init.normal_(self.time_embedding[1].weight, std=0.02)
         nn.init.zeros_(self.time_embedding[1].bias)
