@@ -1,4 +1,4 @@
-"""Shared test fixtures: the EasyOCR engine (loaded once per test run) and clean text renderings."""
+"""Shared test fixtures: the OCR engines (each loaded once per test run) and clean renderings."""
 
 from __future__ import annotations
 
@@ -66,8 +66,16 @@ def draw_text() -> DrawText:
 
 
 @pytest.fixture(scope="session")
+def rapidocr_engine():
+    """One uncached RapidOCR engine, the default reader, for the whole test run."""
+    from textimg.eval.ocr import OcrSettings, make_engine
+
+    return make_engine(OcrSettings(engine="rapidocr"))
+
+
+@pytest.fixture(scope="session")
 def easyocr_engine():
     """One uncached EasyOCR engine for the whole test run: loading the reader costs seconds."""
     from textimg.eval.ocr import OcrSettings, make_engine
 
-    return make_engine(OcrSettings())
+    return make_engine(OcrSettings(engine="easyocr"))

@@ -24,7 +24,7 @@ from textimg.cli import app
 from textimg.config import DiffusionConfig, ModelConfig, RunConfig, to_dict
 from textimg.distributed import Placement
 from textimg.eval import evaluate as ev
-from textimg.eval.ocr import EasyOcrEngine, OcrEngine, OcrSettings
+from textimg.eval.ocr import OcrEngine, OcrSettings, RapidOcrEngine
 from textimg.eval.scoring import PromptLine
 from textimg.model import build_model
 
@@ -108,7 +108,7 @@ def test_eval_cli_end_to_end_then_resume(setup, tmp_path, monkeypatch) -> None:
         assert summary["counts"]["status"] == {"ok": 6, "empty_prompt": 2, "bad_prompt_line": 2}
         assert summary["counts"]["samples_per_prompt"] == 2 and "best_of_k_trigram" in summary
         assert summary["rerank"]["counts"]["rows"] == 4  # one pick per sampled prompt
-        assert summary["ocr"]["engine"] == "easyocr" and summary["sampling"]["samples"] == 2
+        assert summary["ocr"]["engine"] == "rapidocr" and summary["sampling"]["samples"] == 2
         rows = pd.read_parquet(folder / "results.parquet")
         long = rows[rows["key"] == "long"]
         assert long["truncated"].all() and set(long["prompt"]) == {LONG[:14]}
@@ -125,7 +125,7 @@ def test_eval_cli_end_to_end_then_resume(setup, tmp_path, monkeypatch) -> None:
         raise AssertionError("a cached image was read again")
 
     monkeypatch.setattr(sampling, "sample", no_sampling)
-    monkeypatch.setattr(EasyOcrEngine, "_read", no_reading)
+    monkeypatch.setattr(RapidOcrEngine, "_read", no_reading)
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     summary = json.loads((out / "a" / "summary.json").read_text())

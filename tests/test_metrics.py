@@ -99,6 +99,42 @@ def test_glyphcontrol_preset() -> None:
     assert math.isnan(metrics.glyph_levenshtein("Coffee", ""))
 
 
+def test_cvtg_preset_worked_example() -> None:
+    # TextCrafter's evaluation: prompt words grand/opening/sale, OCR words grand/openng/sale/today.
+    prompt, transcript = "Grand Opening Sale", "GRAND OPENNG\nsale today"
+    assert metrics.cvtg_word_accuracy(prompt, transcript) == pytest.approx(2 / 3)
+    # grand and sale match exactly; opening's closest OCR word is openng, one deletion of 7.
+    expected = (1 + (1 - 1 / (7 + 1e-5)) + 1) / 3
+    assert metrics.cvtg_ned(prompt, transcript) == pytest.approx(expected, abs=1e-12)
+    assert metrics.cvtg_word_accuracy("sale sale", "sale") == 1.0  # membership, not multiset
+    assert metrics.cvtg_word_accuracy("hello", "") == 0.0
+    assert metrics.cvtg_ned("hello", "") == pytest.approx(0.0, abs=1e-5)  # vs one empty word
+    assert math.isnan(metrics.cvtg_word_accuracy(" ", "noise"))
+    assert math.isnan(metrics.cvtg_ned("", ""))
+
+
+def test_lex_bench_preset_on_its_own_examples() -> None:
+    # lex_bench_easy.json, prompt 0000: texts Communicate, Execute.
+    prompt = "Communicate\nExecute"
+    assert metrics.lex_pned(prompt, "COMMUNICAte\nExecute") == 0.0  # compared lowercased
+    assert metrics.lex_recall(prompt, "COMMUNICAte\nExecute") == 1.0
+    # Its enhanced image read "communcate" (1 deletion of 11) and "LEAUR" (execute -> leaur:
+    # e->l, drop x, c->a, t->r, drop the last e: 5 edits of 7); only the first is within 0.3.
+    assert metrics.lex_pned(prompt, "communcate\nLEAUR") == pytest.approx(1 / 11 + 5 / 7)
+    assert metrics.lex_recall(prompt, "communcate\nLEAUR") == 0.5
+    # Prompt 0001: texts AREA, PEOPLE, one box "AHOPCE": people pairs with it (3 of 6: p->a,
+    # e->h, l->c; area would cost 5 of 6) and area is left unpaired (+1).
+    assert metrics.lex_pned("AREA\nPEOPLE", "AHOPCE") == pytest.approx(3 / 6 + 1)
+    assert metrics.lex_recall("AREA\nPEOPLE", "AHOPCE") == 0.0
+    assert metrics.lex_pned("AREA\nPEOPLE", "") == 2.0  # one empty box: 1 + 1 unpaired
+    assert math.isnan(metrics.lex_pned("", "x")) and math.isnan(metrics.lex_recall("", ""))
+
+
+def test_lex_recall_uses_each_box_once() -> None:
+    assert metrics.lex_recall("sale\nsale", "sale") == 0.5
+    assert metrics.lex_recall("sale\nsale", "sale\nsal") == 1.0  # 1 of 4 <= 0.3
+
+
 def test_score_pair_has_every_metric() -> None:
     scores = metrics.score_pair("hello", "hello")
     assert set(scores) == set(metrics.METRICS)

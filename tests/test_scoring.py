@@ -62,7 +62,8 @@ def test_score_summary_and_report(scored_folder) -> None:
     assert low <= summary["trigram"]["mean"] <= high
     assert summary["counts"]["scored"] == 3 and summary["counts"]["rows"] == 5
     assert summary["counts"]["status"]["missing_image"] == 1
-    assert summary["ocr"]["engine"] == "easyocr" and "upscale" in summary["ocr"]["settings"]
+    assert summary["ocr"]["engine"] == "rapidocr" and "upscale" in summary["ocr"]["settings"]
+    assert "PP-OCRv6" in summary["ocr"]["version"]
     report = (scored_folder / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 3  # the three readable images, embedded
     # Worst first: the unscored rows, then "wrong" before "good".

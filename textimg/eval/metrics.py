@@ -11,6 +11,7 @@ because they must know which direction of each metric is better.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections import Counter
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
+from scipy.optimize import linear_sum_assignment
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -157,6 +159,92 @@ def glyph_levenshtein(prompt: str, transcript: str) -> float:
     return float(min(Levenshtein.distance(prompt.strip(), box) for box in boxes))
 
 
+def _cvtg_words(prompt: str, transcript: str) -> tuple[list[str], list[str]]:
+    """CVTG-2K's word lists: lowercased, whitespace-split; nothing read counts as one empty word."""
+    return prompt.lower().split(), transcript.lower().split() or [""]
+
+
+def cvtg_word_accuracy(prompt: str, transcript: str) -> float:
+    """CVTG-2K Word Accuracy: share of the prompt's words that are among the OCR words.
+
+    As TextCrafter's evaluation computes it: words lowercased and split on whitespace, each prompt
+    word (repeats too) found or not by membership, not multiset matching. NaN for a prompt without
+    words (it adds no words to CVTG-2K's pooled count).
+    """
+    reference, hypothesis = _cvtg_words(prompt, transcript)
+    if not reference:
+        return math.nan
+    read = set(hypothesis)
+    return sum(word in read for word in reference) / len(reference)
+
+
+def cvtg_ned(prompt: str, transcript: str) -> float:
+    """CVTG-2K "NED", a similarity (higher is better), averaged over the prompt's words.
+
+    Per prompt word: the OCR word `difflib.get_close_matches(word, words, n=1, cutoff=0)` ranks
+    closest, scored 1 - Lev / (max(len) + 1e-5), as TextCrafter's evaluation does. NaN for a
+    prompt without words.
+    """
+    reference, hypothesis = _cvtg_words(prompt, transcript)
+    if not reference:
+        return math.nan
+    similarities = []
+    for word in reference:
+        closest = difflib.get_close_matches(word, hypothesis, n=1, cutoff=0)[0]
+        longest = max(len(word), len(closest))
+        similarities.append(1 - Levenshtein.distance(word, closest) / (longest + 1e-5))
+    return sum(similarities) / len(similarities)
+
+
+def _lex_items(prompt: str, transcript: str) -> tuple[list[str], list[str]]:
+    """LeX-Bench's lists: the prompt's lines and the OCR's lines (its boxes), lowercased and
+    stripped; nothing read counts as one empty box, as LeX-Bench's script pads it."""
+    reference = [line.strip().lower() for line in prompt.split("\n") if line.strip()]
+    hypothesis = [line.strip().lower() for line in transcript.split("\n") if line.strip()]
+    return reference, hypothesis or [""]
+
+
+def lex_pned(prompt: str, transcript: str) -> float:
+    """LeX-Bench PNED (lower is better, 0 = every text read exactly; not bounded by 1).
+
+    Prompt lines and OCR lines are paired by the Hungarian algorithm on their normalized edit
+    distances (Lev / max(len)); PNED = the paired distances summed + 1 for each line left
+    unpaired on either side (LeX-Art `cal_pned_and_recall.py`). NaN for a prompt without text.
+    """
+    reference, hypothesis = _lex_items(prompt, transcript)
+    if not reference:
+        return math.nan
+    cost = np.array(
+        [[Levenshtein.normalized_distance(r, h) for h in hypothesis] for r in reference]
+    )
+    rows, columns = linear_sum_assignment(cost)
+    return float(cost[rows, columns].sum()) + abs(len(reference) - len(hypothesis))
+
+
+LEX_RECALL_THRESHOLD = 0.3
+"""LeX-Bench counts a prompt text as recalled when an OCR box is within this normalized distance."""
+
+
+def lex_recall(prompt: str, transcript: str) -> float:
+    """LeX-Bench Recall@NED<=0.3: share of prompt lines matched by an OCR line within 0.3.
+
+    Greedy, as LeX-Art's script: each prompt line in order takes the first unused OCR line within
+    the threshold; every OCR line serves once. NaN for a prompt without text.
+    """
+    reference, hypothesis = _lex_items(prompt, transcript)
+    if not reference:
+        return math.nan
+    used: set[int] = set()
+    for line in reference:
+        for index, read in enumerate(hypothesis):
+            if index in used:
+                continue
+            if Levenshtein.normalized_distance(line, read) <= LEX_RECALL_THRESHOLD:
+                used.add(index)
+                break
+    return len(used) / len(reference)
+
+
 Metric = Callable[[str, str], float]
 
 METRICS: dict[str, Metric] = {
@@ -172,10 +260,14 @@ METRICS: dict[str, Metric] = {
     "glyph_acc": glyph_accuracy,
     "glyph_acc_ci": glyph_accuracy_ci,
     "glyph_ld": glyph_levenshtein,
+    "cvtg_word_acc": cvtg_word_accuracy,
+    "cvtg_ned": cvtg_ned,
+    "lex_pned": lex_pned,
+    "lex_recall": lex_recall,
 }
 """Every per-pair metric by the column name it gets in results and summaries."""
 
-LOWER_IS_BETTER = frozenset({"cer", "ned", "glyph_ld"})
+LOWER_IS_BETTER = frozenset({"cer", "ned", "glyph_ld", "lex_pned"})
 """Metrics where the best of K samples is the minimum, not the maximum."""
 
 

@@ -1,18 +1,22 @@
 """The one OCR module: images in, transcripts out, `engine.read(images) -> list[str]`.
 
-EasyOCR stands in for the AWS Rekognition `DetectText` the post used (nostalgebraist.md §2), so a
-transcript is built the way Rekognition's LINE output reads: detections grouped into lines top to
-bottom, left to right within a line, lines joined by `\\n`. The original's filters are options: a
+The default reader is RapidOCR running PP-OCRv6's small detector and recognizer (ONNX models
+shipped inside the `rapidocr` wheel, on onnxruntime): on textimg's benchmark it reads clean and
+degraded renderings far better than EasyOCR, in less time (docs/eval.md, `benchmarks/ocr.py`).
+EasyOCR, the engine GlyphControl's numbers were measured with, and Tesseract stay selectable
+behind the same interface, so that one engine can select and another report.
+
+Every engine stands in for the AWS Rekognition `DetectText` the post used (nostalgebraist.md §2),
+so a transcript is built the way Rekognition's LINE output reads: detections grouped into lines top
+to bottom, left to right within a line, lines joined by `\\n`. The original's filters are options: a
 confidence threshold and the corner rule (drop a line within 5% of a left/right edge *and* within 5%
 of a top/bottom edge, `image_analysis.py:L205-243`).
 
-Speed on CPU comes from things the plain `reader.readtext` loop does not do (measured in
-benchmarks/ocr.py): the CRAFT detector runs with its BatchNorms folded into its convolutions and
-under bfloat16 autocast where the CPU has native bf16; recognition runs every text crop of every
-image in width-sorted batches instead of one crop per forward pass, with the BiLSTM on one thread.
-Readings are cached on disk by image pixels + engine + settings, so scoring the same images twice
-costs nothing. Tesseract, where installed, sits behind the same interface so that one
-engine can select and the other report.
+EasyOCR's speed on CPU comes from things the plain `reader.readtext` loop does not do: the CRAFT
+detector runs with its BatchNorms folded into its convolutions and under bfloat16 autocast where
+the CPU has native bf16; recognition runs every text crop of every image in width-sorted batches
+instead of one crop per forward pass, with the BiLSTM on one thread. Readings are cached on disk by
+image pixels + engine + model versions + settings, so scoring the same images twice costs nothing.
 """
 
 from __future__ import annotations
@@ -37,15 +41,20 @@ from PIL import Image
 
 from textimg.errors import TextimgError
 
-ENGINES = ("easyocr", "tesseract")
+ENGINES = ("rapidocr", "easyocr", "tesseract")
+
+DEFAULT_ENGINE = "rapidocr"
+"""The engine `score`, `eval`, `transcribe` and `--rerank` read with unless told otherwise: first
+in the engine table of docs/benchmarks.md (`benchmarks/ocr.py`)."""
 
 AUTO_UPSCALE_BELOW = 256
-"""Images whose longer side is below this are read at 2x (the `upscale=0` default).
+"""Images whose longer side is below this are read at 2x (the `upscale=0` default), by every engine.
 
 Measured on clean 64 and 128 px renders (docs/eval.md, `benchmarks/ocr.py --sweep-upscale`):
 2x reads best at both sizes; 3x is no better and 4x is worse, while detection cost grows with
 the square of the factor. EasyOCR's detector drops boxes of 20 px or less, which is why small
-images need enlarging at all (EasyOCR #663, #1078).
+images need enlarging at all (EasyOCR #663, #1078). RapidOCR reads 1x and 2x about alike
+(`benchmarks/ocr.py --sweep`, docs/eval.md); one rule for every engine keeps them comparable.
 """
 
 
@@ -58,7 +67,7 @@ grouping), so cached transcripts from an older pipeline are never reused."""
 class OcrSettings:
     """Everything that changes a transcript; it is recorded with every score and keys the cache."""
 
-    engine: str = "easyocr"
+    engine: str = DEFAULT_ENGINE
     upscale: int = 0
     """Integer enlargement before reading; 0 means 2x below `AUTO_UPSCALE_BELOW` px, else 1x."""
     min_confidence: float = 0.0
@@ -515,6 +524,83 @@ def _crop_boxes(
         yield from crops
 
 
+RAPIDOCR_MODELS = ("PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx")
+"""The detector and recognizer RapidOCR reads with: the PP-OCRv6 small models its wheel ships."""
+
+
+@cache
+def load_rapidocr(detection_side: int) -> Any:
+    """RapidOCR on the wheel's own PP-OCRv6 models, loaded once per process and detection side.
+
+    The model files are named explicitly: given a path, RapidOCR never calls its downloader, so a
+    missing file is a clear error instead of a network call. No angle classifier (generated text is
+    upright) and no score threshold of its own: `min_confidence` filters, as for every engine.
+    """
+    try:
+        import rapidocr
+    except ImportError:
+        raise TextimgError("RapidOCR missing: pip install rapidocr onnxruntime") from None
+    models = Path(rapidocr.__file__).parent / "models"
+    detector, recognizer = (models / name for name in RAPIDOCR_MODELS)
+    for path in (detector, recognizer):
+        if not path.is_file():
+            raise TextimgError(f"RapidOCR model {path} missing: install rapidocr>=3.9")
+    return rapidocr.RapidOCR(
+        params={
+            "Global.use_cls": False,
+            "Global.text_score": 0.0,
+            "Global.log_level": "critical",
+            "Det.model_path": str(detector),
+            "Det.limit_side_len": detection_side,
+            "Rec.model_path": str(recognizer),
+        }
+    )
+
+
+class RapidOcrEngine(OcrEngine):
+    """RapidOCR (PP-OCRv6 small, onnxruntime on CPU), one image at a time.
+
+    Its detector finds whole text lines; their boxes go through the same line grouping and filters
+    as every engine's. Images are read one by one because the recognizer pads each batch of crops
+    to the widest: batching across images would make a transcript depend on its neighbours.
+    """
+
+    name = "rapidocr"
+    detection_side = 320
+    """The detector enlarges an image until its shorter side reaches this (RapidOCR's
+    `limit_side_len` with `limit_type="min"`, default 736); `benchmarks/ocr.py --sweep` compares."""
+
+    def __init__(self, settings: OcrSettings, cache: OcrCache | None = None) -> None:
+        super().__init__(settings, cache)
+        self.reader = load_rapidocr(self.detection_side)
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        models = " ".join(name.removesuffix(".onnx") for name in RAPIDOCR_MODELS)
+        return (
+            f"rapidocr {version('rapidocr')} onnxruntime {version('onnxruntime')} {models} "
+            f"det_side {self.detection_side} no_cls"
+        )
+
+    def _read(self, images: Sequence[Image.Image]) -> list[str]:
+        return [self._read_one(image) for image in images]
+
+    def _read_one(self, image: Image.Image) -> str:
+        array, factor = self._prepare(image)
+        # RapidOCR takes arrays in OpenCV's BGR order, as its PaddleOCR models were trained.
+        result = self.reader(np.ascontiguousarray(array[:, :, ::-1]))
+        if getattr(result, "boxes", None) is None or getattr(result, "txts", None) is None:
+            return ""
+        detections = []
+        for box, text, confidence in zip(result.boxes, result.txts, result.scores, strict=True):
+            xs, ys = box[:, 0] / factor, box[:, 1] / factor
+            extent = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+            detections.append(Detection(str(text), float(confidence), extent))
+        return self._transcript(detections, image.size)
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract (Debian `tesseract-ocr`) through its CLI: a second opinion for cross-checking.
 
@@ -571,23 +657,28 @@ def available_engines() -> list[str]:
 
 
 def make_engine(settings: OcrSettings, cache: OcrCache | None = None) -> OcrEngine:
-    """The engine named by `settings.engine`; the EasyOCR model itself is shared per process."""
-    engine_class = {"easyocr": EasyOcrEngine, "tesseract": TesseractEngine}[settings.engine]
+    """The engine named by `settings.engine`; each engine's models are loaded once per process."""
+    engines = {"rapidocr": RapidOcrEngine, "easyocr": EasyOcrEngine, "tesseract": TesseractEngine}
+    engine_class = engines[settings.engine]
     return engine_class(settings, cache)
 
 
 __all__ = [
     "AUTO_UPSCALE_BELOW",
+    "DEFAULT_ENGINE",
     "Detection",
     "EasyOcrEngine",
     "OcrCache",
     "OcrEngine",
     "OcrSettings",
+    "RAPIDOCR_MODELS",
+    "RapidOcrEngine",
     "TesseractEngine",
     "available_engines",
     "default_cache_path",
     "group_lines",
     "image_digest",
     "load_easyocr_reader",
+    "load_rapidocr",
     "make_engine",
 ]
