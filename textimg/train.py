@@ -4,7 +4,9 @@ Single process by default; under `torchrun` (which sets `RANK`) it runs DDP, NCC
 on CPUs. Every random draw of a micro-step (timesteps, noise, text dropout, network dropout) comes
 from a seed derived from (seed, step, rank, micro-step), and the data stream is a pure function
 of the seed and the number of batches consumed, so `--resume` continues exactly: on CPU the
-losses after resuming equal those of an uninterrupted run.
+losses after resuming equal those of an uninterrupted run. Ctrl-C or SIGTERM stops after the
+update in flight and checkpoints that step; the same command, run again, continues a run whose
+saved config it matches.
 
 Files in `out`: `config.json`, `checkpoint.pt` (latest, atomic), `metrics.jsonl` (one line per
 logged step), `samples/step-NNNNNN.png` (a grid of fixed prompts; a super-resolution run
@@ -23,6 +25,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -37,8 +40,10 @@ from textimg.config import RunConfig, TrainConfig, from_dict, to_dict
 from textimg.data.reader import make_loader
 from textimg.diffusion import GaussianDiffusion
 from textimg.distributed import Placement, resolve_device, start_process_group, wants_cuda
-from textimg.errors import TextimgError, check_choice
+from textimg.errors import TextimgError
+from textimg.files import write_text_atomic
 from textimg.images import image_grid, save_image
+from textimg.interrupt import Interrupted, deferred, signals_interrupt
 from textimg.model import CharTokenizer, build_model
 from textimg.sampling import sample
 from textimg.super_resolution import preview_inputs, training_inputs
@@ -94,33 +99,22 @@ def parameter_groups(
     ]
 
 
-def uses_bf16(cfg: TrainConfig, cuda: bool) -> bool:
-    """Whether the forward and backward passes run under bf16 autocast (`train.precision`)."""
-    check_choice("train.precision", cfg.precision, ("auto", "fp32", "bf16"))
-    return cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)
-
-
 def uses_channels_last(cfg: TrainConfig, cuda: bool) -> bool:
-    """Whether the run keeps its convolution weights channels-last (`train.memory_format`)."""
-    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
-        raise TextimgError(
-            f"memory_format must be auto, channels_last or contiguous, not {cfg.memory_format!r}"
-        )
-    auto = not cuda and not uses_bf16(cfg, cuda)
-    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and auto)
+    """Whether the run keeps its convolution weights channels-last (`train.memory_format`:
+    auto = on the CPU)."""
+    return cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and not cuda)
 
 
-def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """The training step's autocast: bf16 where `train.precision` asks for it, else none."""
-    if uses_bf16(cfg, device.type == "cuda"):
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """The training step's autocast: bf16 on CUDA (weights, AdamW and EMA stay fp32), none on the
+    CPU, where bf16 trained no faster (0.94-1.00x, docs/training.md)."""
+    if device.type == "cuda":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def uses_compile(cfg: TrainConfig, cuda: bool) -> bool:
     """Whether the run trains a `torch.compile`d model (`train.compile`: auto = on CUDA)."""
-    if cfg.compile not in (True, False, "auto"):
-        raise TextimgError(f"train.compile must be true, false or auto, not {cfg.compile!r}")
     return cfg.compile is True or (cfg.compile == "auto" and cuda)
 
 
@@ -214,6 +208,56 @@ def _keep_metrics_until(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in lines))
 
 
+def _same_run_unfinished(checkpoint_path: Path, config: RunConfig) -> bool:
+    """Whether `checkpoint_path` is this very run (the same config) stopped before its last
+    step: then the same command continues it, as `pack` and `eval` continue theirs."""
+    if not checkpoint_path.exists():
+        return False
+    state = read_checkpoint(checkpoint_path, mmap=True)
+    return from_dict(state["config"]) == config and state["step"] < config.train.steps
+
+
+@contextlib.contextmanager
+def _on_stop(keep: Callable[[], str]) -> Iterator[None]:
+    """Turn Ctrl-C or SIGTERM inside the block into `Interrupted`, after `keep()` recorded the
+    work done; its return value is the line the CLI prints."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(keep()) from None
+
+
+def run_summary(
+    config: RunConfig,
+    parameters: int,
+    start_step: int,
+    device: torch.device,
+    processes: int,
+    out: Path,
+) -> str:
+    """The few lines a run starts with; every setting is in `out/config.json`."""
+    model, cfg = config.model, config.train
+    channels = "grayscale" if model.image_channels == 1 else f"{model.image_channels} channels"
+    size = f"{model.image_size} px"
+    if config.super_resolution.low_res_size:
+        size = f"{config.super_resolution.low_res_size} -> {size} (super-resolution)"
+    resumed = f" (resumed at step {start_step})" if start_step else ""
+    accumulation = f" x {cfg.grad_accum} accumulated" if cfg.grad_accum > 1 else ""
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    data = ", ".join(config.data.shards) or "none"
+    rows = [
+        ("model", f"{parameters / 1e6:.2f}M parameters, {size}, {channels}, "
+                  f"{model.conditioning} text, {config.diffusion.prediction} prediction"),
+        ("steps", f"{start_step} -> {cfg.steps}{resumed}, lr {cfg.lr:g}, "
+                  f"checkpoint every {cfg.checkpoint_every}"),
+        ("batch", f"{cfg.batch_size} per process x {processes} process(es){accumulation}"),
+        ("device", f"{device}, {precision}"),
+        ("data", data),
+        ("out", f"{out} (every setting: {out / 'config.json'})"),
+    ]  # fmt: skip
+    return "\n".join(f"{name:<7} {value}" for name, value in rows)
+
+
 def train(
     config: RunConfig, out: Path, resume: bool = False, init_from: Path | None = None
 ) -> nn.Module:
@@ -238,7 +282,7 @@ def train(
 
     # The run directory: a fresh run never overwrites one, a resumed one must match its model.
     state = None
-    if resume:
+    if resume or _same_run_unfinished(checkpoint_path, config):
         state = read_checkpoint(checkpoint_path)
         saved = from_dict(state["config"])
         model_settings = (config.model, config.diffusion, config.super_resolution)
@@ -256,8 +300,7 @@ def train(
         )
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
-        console.print_json(data=to_dict(config))
+        write_text_atomic(out / "config.json", json.dumps(to_dict(config), indent=2) + "\n")
 
     # Model, EMA, optimizer: same init on every rank (DDP also broadcasts rank 0's weights).
     torch.manual_seed(cfg.seed)
@@ -298,8 +341,9 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         start_step = state["step"]
     if is_main:
-        count = sum(p.numel() for p in model.parameters())
-        console.print(f"model: {count / 1e6:.2f}M parameters; steps {start_step} -> {cfg.steps}")
+        parameters = sum(p.numel() for p in model.parameters())
+        summary = run_summary(config, parameters, start_step, device, world_size, out)
+        console.print(summary, markup=False, highlight=False)
     raw_model = model
     if uses_compile(cfg, want_cuda):
         model = torch.compile(model)
@@ -330,7 +374,7 @@ def train(
     )
     batches = iter(loader)
     tokenizer = CharTokenizer(config.model.context_length)
-    autocast = autocast_for(cfg, device)
+    autocast = autocast_for(device)
     metrics_path = out / "metrics.jsonl"
     if is_main:
         _keep_metrics_until(metrics_path, start_step)
@@ -352,7 +396,32 @@ def train(
     first_bad = torch.zeros(2, device=device)
     logged_at, logged_step = training_started, start_step
     preview = None  # a super-resolution run's grids upsample the first batch's low-res images
-    with progress:
+    completed = saved = start_step  # the last step whose update finished, the checkpoint's step
+
+    def write_checkpoint(step: int) -> None:
+        data_position["batches"] = step * cfg.grad_accum
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "config": to_dict(config),
+                "step": step,
+                "model": raw_model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "data_position": data_position,
+            },
+        )
+
+    def keep_completed() -> str:
+        """On Ctrl-C or SIGTERM: checkpoint the last whole step, say what was kept."""
+        if completed == 0:
+            return "stopped before the first step finished; nothing to keep"
+        _stop_if_nonfinite(first_bad, checkpoint_path)
+        if is_main and completed > saved:
+            write_checkpoint(completed)
+        return f"{checkpoint_path} holds step {completed} of {cfg.steps}; the same command resumes"
+
+    with progress, signals_interrupt(), _on_stop(keep_completed):
         for step in range(start_step, cfg.steps):
             lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
@@ -395,60 +464,61 @@ def train(
                         loss = losses["loss"].mean()
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model_parameters, cfg.grad_clip)
-            # Gradients are all-reduced, so a NaN anywhere makes grad_norm NaN on every rank alike.
-            first_bad = _note_nonfinite(first_bad, step + 1, loss_sum / cfg.grad_accum, grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                decay = ema_decay(step, cfg)
-                # One fused update, not a kernel launch per tensor (~900 for base64 on a GPU).
-                torch._foreach_lerp_(ema_parameters, model_parameters, 1 - decay)
-            done = step + 1
-            out_of_time = _out_of_time(training_started, cfg.max_minutes, device, distributed)
-            last_step = done == cfg.steps or out_of_time
-            checkpoints = done % cfg.checkpoint_every == 0 or last_step
-            samples = is_main and cfg.sample_every and (done % cfg.sample_every == 0 or last_step)
-            if checkpoints or samples or done % cfg.log_every == 0:
-                _stop_if_nonfinite(first_bad, checkpoint_path)
+            # A stop signal waits for the update and its log line: weights, optimizer, EMA and
+            # metrics.jsonl stay whole steps, which an interrupted run checkpoints.
+            with deferred():
+                # grad_clip 0 clips nothing; the norm is still read for the log and the NaN check.
+                max_norm = cfg.grad_clip or math.inf
+                grad_norm = torch.nn.utils.clip_grad_norm_(model_parameters, max_norm)
+                # Gradients are all-reduced: a NaN anywhere makes grad_norm NaN on every rank.
+                first_bad = _note_nonfinite(
+                    first_bad, step + 1, loss_sum / cfg.grad_accum, grad_norm
+                )
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    decay = ema_decay(step, cfg)
+                    # One fused update, not a kernel launch per tensor (~900 for base64 on a GPU).
+                    torch._foreach_lerp_(ema_parameters, model_parameters, 1 - decay)
+                done = step + 1
+                out_of_time = _out_of_time(training_started, cfg.max_minutes, device, distributed)
+                last_step = done == cfg.steps or out_of_time
+                every = cfg.checkpoint_every  # 0 = only at the last step
+                checkpoints = (every and done % every == 0) or last_step
+                samples = (
+                    is_main and cfg.sample_every and (done % cfg.sample_every == 0 or last_step)
+                )
+                if checkpoints or samples or done % cfg.log_every == 0:
+                    _stop_if_nonfinite(first_bad, checkpoint_path)
 
-            if done % cfg.log_every == 0 or last_step:
-                if distributed:
-                    dist.all_reduce(loss_sum)
-                loss_value = loss_sum.item() / (cfg.grad_accum * world_size)
-                now = time.perf_counter()
-                images = (done - logged_step) * cfg.batch_size * cfg.grad_accum * world_size
-                if is_main:
-                    row = {
-                        "step": done,
-                        "loss": loss_value,
-                        "lr": lr,
-                        "grad_norm": grad_norm.item(),
-                        "images_per_s": images / (now - logged_at),
-                    }
-                    if truncated:
-                        row["truncated_texts"] = truncated
-                    with open(metrics_path, "a") as handle:
-                        handle.write(json.dumps(row) + "\n")
-                logged_at, logged_step = now, done
-                description = f"loss {loss_value:.4f} lr {lr:.2e}"
-                progress.update(task, description=description)
-            progress.update(task, completed=done)
+                if done % cfg.log_every == 0 or last_step:
+                    if distributed:
+                        dist.all_reduce(loss_sum)
+                    loss_value = loss_sum.item() / (cfg.grad_accum * world_size)
+                    now = time.perf_counter()
+                    images = (done - logged_step) * cfg.batch_size * cfg.grad_accum * world_size
+                    if is_main:
+                        row = {
+                            "step": done,
+                            "loss": loss_value,
+                            "lr": lr,
+                            "grad_norm": grad_norm.item(),
+                            "images_per_s": images / (now - logged_at),
+                        }
+                        if truncated:
+                            row["truncated_texts"] = truncated
+                        with open(metrics_path, "a") as handle:
+                            handle.write(json.dumps(row) + "\n")
+                    logged_at, logged_step = now, done
+                    description = f"loss {loss_value:.4f} lr {lr:.2e}"
+                    progress.update(task, description=description)
+                progress.update(task, completed=done)
+                completed = done
 
             if checkpoints:
                 if is_main:
-                    data_position["batches"] = done * cfg.grad_accum
-                    save_checkpoint(
-                        checkpoint_path,
-                        {
-                            "config": to_dict(config),
-                            "step": done,
-                            "model": raw_model.state_dict(),
-                            "ema": ema.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "data_position": data_position,
-                        },
-                    )
+                    write_checkpoint(done)
+                saved = done
                 if distributed:
                     dist.barrier()
             if samples:

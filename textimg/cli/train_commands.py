@@ -124,7 +124,10 @@ def train(
         str, typer.Option("--gpu-memory", help="GPU memory for --dry-run, e.g. 80GB or 141GB.")
     ] = "80GB",
 ) -> None:
-    """Train a text-writing diffusion model; the resolved config is printed and saved."""
+    """Train a text-writing diffusion model; prints a short summary, saves the full config.
+
+    Ctrl-C or SIGTERM checkpoints the last finished step; the same command continues the run.
+    """
     from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint_config
     from textimg.config import apply_overrides, load_recipe
     from textimg.train import train as run_training
@@ -149,6 +152,7 @@ def train(
         memory = parse_memory(gpu_memory)
         console.print(table(Path(recipe).stem, config, measure(config), memory), markup=False)
         return
+    Console(stderr=True).print(f"{'recipe':<7} {recipe}", markup=False, highlight=False)
     run_training(config, run_dir, resume=resume, init_from=init_from)
     console.print(f"done: {run_dir / 'checkpoint.pt'}")
 

@@ -6,7 +6,8 @@ which shard of which split) is known before anything is written. The plan's fing
 `manifest.json`; a rerun into the same directory recomputes it and resumes only when it matches,
 so two runs with different inputs or options never mix. Then the shards are written in parallel,
 one shard per job, each by `shards.write_shard` (temp name + rename, pinned headers), and the
-manifest records every shard as it completes (img2dataset's "shard as unit of work").
+manifest records every shard as it completes (img2dataset's "shard as unit of work"), so Ctrl-C
+or SIGTERM loses at most the shards in flight and the same command resumes.
 
 Output is the same for any number of workers: results are consumed in row order and every
 decision is a pure function of the row, its bytes and the options.
@@ -44,6 +45,7 @@ from textimg.data.shards import (
 )
 from textimg.errors import TextimgError
 from textimg.files import TEMP_SUFFIX, write_text_atomic
+from textimg.interrupt import Interrupted
 
 MANIFEST_KIND = "pack"
 TEST_SPLIT_NAME = "test_split.jsonl"
@@ -211,37 +213,41 @@ def pack(
             rejects.append(_reject(row.index, row.image, *problem))
     paths = [str(images_dir / str(row.image)) for row in candidates]
 
-    with _parallel_map(workers) as parallel_map:
-        checks = []
-        for done, check in enumerate(parallel_map(check_image, paths), start=1):
-            checks.append(check)
-            report("verify", done, len(paths))
-        jobs = _plan_shards(candidates, paths, checks, options, rejects)
-        rejects.sort(key=lambda reject: (reject["row"] is None, reject["row"] or 0))
-        fingerprint = _fingerprint(options, jobs, rejects)
-        existing = _claim_output(out, fingerprint, options)
-        manifest = _manifest(images_dir, transcripts, options, fingerprint, jobs, rejects)
-        manifest["shards"] = {
-            name: entry
-            for name, entry in existing.items()
-            if shard_is_complete(out, name, entry) and name in manifest["planned_shards"]
-        }
-        write_manifest(out, manifest)
-        write_text_atomic(out / REJECTS_NAME, "".join(map(_rejects_line, rejects)))
-        write_text_atomic(out / TEST_SPLIT_NAME, _test_split_text(jobs))
-
-        todo = [job for job in jobs if job.name not in manifest["shards"]]
-        written = 0
-        report("write", 0, len(todo))
-        for job, info in zip(
-            todo, parallel_map(_write_job, [(out, job) for job in todo]), strict=True
-        ):
-            manifest["shards"][job.name] = shard_entry(info)
+    manifest: dict[str, Any] | None = None
+    try:
+        with _parallel_map(workers) as parallel_map:
+            checks = []
+            for done, check in enumerate(parallel_map(check_image, paths), start=1):
+                checks.append(check)
+                report("verify", done, len(paths))
+            jobs = _plan_shards(candidates, paths, checks, options, rejects)
+            rejects.sort(key=lambda reject: (reject["row"] is None, reject["row"] or 0))
+            fingerprint = _fingerprint(options, jobs, rejects)
+            existing = _claim_output(out, fingerprint, options)
+            manifest = _manifest(images_dir, transcripts, options, fingerprint, jobs, rejects)
+            manifest["shards"] = {
+                name: entry
+                for name, entry in existing.items()
+                if shard_is_complete(out, name, entry) and name in manifest["planned_shards"]
+            }
             write_manifest(out, manifest)
-            written += 1
-            report("write", written, len(todo))
-        manifest["complete"] = True
-        write_manifest(out, manifest)
+            write_text_atomic(out / REJECTS_NAME, "".join(map(_rejects_line, rejects)))
+            write_text_atomic(out / TEST_SPLIT_NAME, _test_split_text(jobs))
+
+            todo = [job for job in jobs if job.name not in manifest["shards"]]
+            written = 0
+            report("write", 0, len(todo))
+            for job, info in zip(
+                todo, parallel_map(_write_job, [(out, job) for job in todo]), strict=True
+            ):
+                manifest["shards"][job.name] = shard_entry(info)
+                write_manifest(out, manifest)
+                written += 1
+                report("write", written, len(todo))
+            manifest["complete"] = True
+            write_manifest(out, manifest)
+    except KeyboardInterrupt:
+        raise Interrupted(_stopped_line(out, manifest)) from None
 
     counts = manifest["counts"]
     return PackResult(
@@ -255,6 +261,17 @@ def pack(
         shards_written=written,
         shards_resumed=len(jobs) - written,
         seconds=time.perf_counter() - started,
+    )
+
+
+def _stopped_line(out: Path, manifest: dict[str, Any] | None) -> str:
+    """What an interrupted run kept: the shards its manifest records (each written whole)."""
+    if manifest is None:
+        return "stopped while verifying images, before writing anything; the same command resumes"
+    done, planned = len(manifest["shards"]), len(manifest["planned_shards"])
+    return (
+        f"{done} of {planned} shards are written and recorded in {out / MANIFEST_NAME}; "
+        "the same command resumes"
     )
 
 
@@ -277,8 +294,15 @@ def _parallel_map(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
     if workers == 1:
         yield map
         return
-    with ThreadPoolExecutor(max_workers=workers) as executor:
+    executor = ThreadPoolExecutor(max_workers=workers)
+    try:
         yield executor.map
+    except BaseException:
+        # Ctrl-C or an error: jobs not yet started never start, so the run stops within one
+        # job per worker instead of finishing every queued image or shard first.
+        executor.shutdown(cancel_futures=True)
+        raise
+    executor.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------
