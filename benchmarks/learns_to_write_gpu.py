@@ -1,4 +1,4 @@
-"""Issue 7 on a GPU: `base64` trained for minutes on a corpus rendered on the GPU machine's cores.
+"""Learning to write on a GPU: `base64` trained for minutes on a corpus rendered on its cores.
 
 The lent GPU machine has no network, no EasyOCR weights and no wordfreq, and each lease is short,
 so the run has three phases:
@@ -7,15 +7,15 @@ so the run has three phases:
     python3 benchmarks/learns_to_write_gpu.py device --carry .gpu --out $OUT  # on the GPU machine
     python benchmarks/learns_to_write_gpu.py score --results DIR --out docs  # here, with EasyOCR
 
-`prepare` writes the texts (issue 7's task 2: two lines of short mixed-case words; 200 held-out
-prompts never rendered for training) and copies the four bold fonts into `--carry`, a folder that
-travels with the working tree. `device` renders the corpus with `textimg synth` on every core,
-trains `base64` in segments of `--minutes / --segments` of training time (`train.max_minutes`,
-each segment `--resume`s the last), samples the held-out prompts from each segment's EMA weights
-(guidance 3; no guidance too after the last) and writes the samples, the training metrics and a
-JSON of steps, images seen and images/s to `--out`. `score` reads them back with EasyOCR against
-their own prompts, shuffled prompts (chance) and clean renderings (ceiling), and writes the table,
-the learning curve (`learns_to_write_gpu.json`) and a contact sheet.
+`prepare` writes the texts (task `lines` of `learns_to_write.py`: two lines of short mixed-case
+words; 200 held-out prompts never rendered for training) and copies the four bold fonts into
+`--carry`, a folder that travels with the working tree. `device` renders the corpus with `textimg
+synth` on every core, trains `base64` in segments of `--minutes / --segments` of training time
+(`train.max_minutes`, each segment `--resume`s the last), samples the held-out prompts from each
+segment's EMA weights (guidance 3; no guidance too after the last) and writes the samples, the
+training metrics and a JSON of steps, images seen and images/s to `--out`. `score` reads them back
+with EasyOCR against their own prompts, shuffled prompts (chance) and clean renderings (ceiling),
+and writes the table, the learning curve (`learns_to_write_gpu.json`) and a contact sheet.
 
 `device --toy` runs the same phase at toy size on a CPU in a minute: the check before a lease.
 """
@@ -35,15 +35,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the GPU machine runs from the checkout, nothing installed
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from textimg.demo import (  # noqa: E402
+from learning_chain import (  # noqa: E402
     TWO_LINES,
     ChainResult,
-    derangement,
     format_table,
     render_options,
     split_texts,
     summary_scores,
+)
+
+from textimg.demo import (  # noqa: E402
+    derangement,
     write_prompts_file,
     write_sample_sheet,
     write_text_file,

@@ -1,69 +1,64 @@
-"""The learn-to-write chain end to end at smoke size: every stage runs and writes what it says."""
+"""`textimg demo` at toy size: every stage runs and result.json says what it measured."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
-import pytest
-
-from textimg.demo import (
-    CEILING_RENDERS,
-    SHORT_STRINGS,
-    TWO_LINES,
-    derangement,
-    run_demo,
-    split_texts,
-)
+from textimg.data.shards import iter_samples
+from textimg.demo import DemoSettings, derangement, run_demo, split_strings
 
 
-@pytest.mark.parametrize("task", [SHORT_STRINGS, TWO_LINES], ids=lambda t: t.name)
-def test_heldout_prompts_are_never_training_texts(task):
-    train, heldout = split_texts(task)
-    assert len(heldout) == task.heldout == len(set(heldout))
+def test_heldout_prompts_are_never_training_texts() -> None:
+    train, heldout = split_strings("0123456789", heldout=64, seed=3, short_repeat=4)
+    assert len(heldout) == 64 == len(set(heldout))
     assert not set(train) & set(heldout)
-    if task.texts == "short":
-        assert all(2 <= len(t) <= 3 and t.isalnum() and t == t.upper() for t in heldout)
-    else:
-        assert all(t.count("\n") == 1 for t in heldout)
+    assert sum(len(t) == 2 for t in heldout) == 16
+    assert all(t.isdigit() and 2 <= len(t) <= 3 for t in heldout)
+    # every other string is trained on, the 2-digit ones four times
+    assert len(set(train)) == 100 + 1000 - 64
+    assert train.count(next(t for t in train if len(t) == 2)) == 4
 
 
-def test_derangement_moves_every_prompt():
+def test_derangement_moves_every_prompt() -> None:
     items = [f"p{i}" for i in range(50)]
     shuffled = derangement(items, seed=3)
     assert sorted(shuffled) == sorted(items)
     assert all(a != b for a, b in zip(items, shuffled, strict=True))
 
 
-def test_demo_runs_the_whole_chain(tmp_path, monkeypatch):
+def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TEXTIMG_CACHE_DIR", str(tmp_path / "cache"))
-    result = run_demo(
-        tmp_path / "demo", steps=4, train_images=64, heldout=4, guidance=(3.0,), threads=1
-    )
-    for role in ("corpus", "checkpoint", "eval", "clean_renderings", "sheet", "result"):
-        assert result.paths[role].exists(), role
-    assert result.sheet.stat().st_size > 0
-    report = json.loads(result.paths["result"].read_text())
-    assert report["steps"] == 4
-    # The demo trains its own (patched, faster) model and decays the rate within its steps.
-    config = json.loads((result.paths["checkpoint"].parent / "config.json").read_text())
-    assert config["model"]["patch_size"] == 2
+    settings = replace(
+        DemoSettings(), train_images=64, heldout=4, ceiling_renders=1, sample_steps=2, steps=4,
+        overrides=("train.warmup_steps=1", "train.checkpoint_every=4", "train.log_every=1"),
+    )  # fmt: skip
+    out = tmp_path / "demo"
+    result = run_demo(out, seed=1, settings=settings, log=lambda line: None)
+    assert json.loads((out / "result.json").read_text()) == json.loads(json.dumps(result))
+    for role, path in result["paths"].items():
+        assert Path(path).exists(), role
+    assert result["steps"] == 4
+    # the recipe's network, trained on this run's corpus with the lr decaying within its steps
+    config = json.loads((out / "run" / "config.json").read_text())
     assert config["train"]["decay_steps"] == 4
-    assert [s["name"] for s in report["stages"]] == [
-        "synth", "train_4", "synth_clean", "score_clean", "eval_g3", "score_shuffled_g3",
-    ]  # fmt: skip
-    evaluation = next(s["command"] for s in report["stages"] if s["name"] == "eval_g3")
-    assert evaluation[evaluation.index("--sampler") + 1] == "ancestral"  # the task's sampler
-    assert set(report["scores"]) == {
+    assert config["data"]["shards"] == [str(out / "corpus")]
+    assert config["model"]["image_size"] == 24
+    # the prompts were never rendered for training: no corpus image shows one
+    prompts = {json.loads(line)["text"] for line in (out / "texts/prompts.jsonl").open()}
+    drawn = {members["txt"].decode() for _, members in iter_samples([out / "corpus"])}
+    assert len(prompts) == 4 and len(drawn) > 4 and not drawn & prompts
+    assert set(result["scores"]) == {
+        "own prompts, guidance 5",
+        "shuffled prompts, guidance 5 (chance)",
         "clean renderings (ceiling)",
-        "own prompts, guidance 3",
-        "shuffled prompts, guidance 3 (chance)",
     }
-    for condition, scores in report["scores"].items():
-        # The ceiling renders every held-out prompt several times over; the model samples once.
-        assert scores["n"] == 4 * (CEILING_RENDERS if "ceiling" in condition else 1)
+    for condition, entry in result["scores"].items():
+        assert entry["n"] == 4, condition
         for metric in ("trigram", "exact"):
-            mean, (low, high) = scores[metric]["mean"], scores[metric]["ci95"]
+            mean, (low, high) = entry[metric]["mean"], entry[metric]["ci95"]
             assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (mean, low, high))
             assert low <= mean <= high
-    assert "own prompts, guidance 3" in result.table
+    assert set(result["seconds"]) == {"synth", "train", "sample and read", "chance and ceiling"}

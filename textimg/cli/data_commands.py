@@ -295,22 +295,18 @@ def demo(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for everything the demo writes.")
     ] = Path("demo"),
-    steps: Annotated[
-        int, typer.Option("--steps", help="Training steps (batch 32); fewer is faster, worse.")
-    ] = 800,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="Torch threads. Default: all cores, up to 8.")
-    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the texts, corpus, weights and samples.")
+    ] = 0,
 ) -> None:
-    """Run the whole chain once on an embedded default: synth -> train -> eval, OCR scores."""
+    """Train a model that writes, in under 10 minutes on 2 CPU cores, and score it by OCR.
+
+    Renders 2-3 digit strings, trains recipe `demo` on them, samples prompts never rendered for
+    training and reads them back; prints the scores beside chance and the clean-render ceiling.
+    """
     from textimg.demo import run_demo
 
-    if steps <= 0:
-        raise TextimgError(f"--steps must be positive, got {steps}")
-    result = run_demo(
-        out, steps=steps, threads=threads, log=lambda line: console.print(line, markup=False)
-    )
-    console.print(result.table, markup=False, highlight=False)
-    console.print(f"[bold]demo done[/]: sample sheet at {result.sheet}")
-    for role, path in result.paths.items():
+    result = run_demo(out, seed=seed, log=lambda line: console.print(line, markup=False))
+    console.print(f"[bold]demo done[/] in {result['total_seconds'] / 60:.1f} min")
+    for role, path in result["paths"].items():
         console.print(f"  {role:18s} {path}", markup=False, highlight=False)
