@@ -316,7 +316,6 @@ def test_cli_packs_and_prints_a_summary(tmp_path):
         (["--transcripts", "missing.csv"], "missing.csv does not exist"),
         (["--transcripts", "TABLE", "--test-fraction", "1.5"], "--test-fraction must be between"),
         (["--transcripts", "TABLE", "--text-col", "caption"], "no column 'caption'"),
-        (["--transcripts", "TABLE", "--workers", "0"], "--workers must be at least 1"),
         (["--transcripts", "TABLE.txt"], "cannot tell the format"),
     ],
 )

@@ -109,7 +109,7 @@ def test_sample_cli_writes_both_sizes(cascade, tmp_path: Path) -> None:
     base, upsampler, _ = cascade
     args = ["sample", str(base), "--sr", str(upsampler), "--prompt", "ab", "--prompt", "cd"]
     result = runner.invoke(
-        app, [*args, "--n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]
+        app, [*args, "--samples", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]
     )
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "g.png").size == (32, 32)  # 2 x 2 grid of 16 px

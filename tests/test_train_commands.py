@@ -52,7 +52,7 @@ def test_train_writes_the_run(run: Path) -> None:
 
 def test_sample_grid_and_folder_are_deterministic(run: Path, tmp_path: Path) -> None:
     checkpoint = str(run / "checkpoint.pt")
-    common = ["--prompt", "ab", "--prompt", "two\\nlines", "--n", "2", "--steps", "3"]
+    common = ["--prompt", "ab", "--prompt", "two\\nlines", "--samples", "2", "--steps", "3"]
     for name in ("a.png", "b.png"):
         result = runner.invoke(app, ["sample", checkpoint, "--out", str(tmp_path / name), *common])
         assert result.exit_code == 0, result.output

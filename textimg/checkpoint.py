@@ -24,7 +24,13 @@ import torch
 from textimg.config import RunConfig, from_dict
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
-from textimg.files import atomic_path, write_atomic
+from textimg.files import (
+    atomic_path,
+    check_output_dir,
+    check_output_file,
+    write_atomic,
+    write_text_atomic,
+)
 from textimg.model import UNet, build_model
 
 FORMAT_VERSION = 1
@@ -42,10 +48,18 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise TextimgError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise TextimgError(f"{path} is empty (0 bytes), not a checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as error:  # torch raises many types for a truncated or foreign file
-        raise TextimgError(f"{path} is not a readable textimg checkpoint: {error}") from None
+    except OSError:
+        raise  # permission and disk errors keep their own message
+    except Exception:  # torch raises many types for a truncated or foreign file
+        # torch's own message advises `weights_only=False`, which would run code from the file
+        raise TextimgError(
+            f"{path} is not a readable textimg checkpoint (truncated, or not written by "
+            "`textimg train`)"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise TextimgError(f"{path} is not a textimg checkpoint (format {FORMAT_VERSION})")
     return state
@@ -67,15 +81,19 @@ def load_checkpoint(
     return model.to(device).eval(), GaussianDiffusion.from_config(config.diffusion), config
 
 
-def export_checkpoint(path: Path, out: Path) -> tuple[Path, Path]:
-    """Write the EMA weights as `model.safetensors` and the config as `config.json` in `out`."""
-    state = read_checkpoint(path)
+def export_checkpoint(path: Path, out: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write the EMA weights as `model.safetensors` and the config as `config.json` in `out`;
+    files already there are replaced only with `overwrite`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     weights_path = out / "model.safetensors"
     config_path = out / "config.json"
+    check_output_dir(out)
+    for target in (weights_path, config_path):
+        check_output_file(target, overwrite)
+    state = read_checkpoint(path)
+    out.mkdir(parents=True, exist_ok=True)
     write_safetensors(state["ema"], weights_path, metadata={"step": str(state["step"])})
-    config_path.write_text(json.dumps(state["config"], indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(config_path, json.dumps(state["config"], indent=2) + "\n")
     return weights_path, config_path
 
 

@@ -24,6 +24,10 @@ import tomllib
 
 from textimg.errors import TextimgError
 
+SAMPLERS = ("ddim", "ancestral")
+"""The samplers `textimg.sampling.SAMPLERS` runs, by name: kept here so that offering them (the
+command line's `--sampler`) needs no torch; tests/test_cli.py checks that the two agree."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from textimg.errors import TextimgError
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -37,3 +39,53 @@ def write_atomic(path: Path | str, write: Callable[[Path], object]) -> None:
 def write_text_atomic(path: Path | str, text: str) -> None:
     """Write UTF-8 `text` atomically."""
     write_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` or its closest ancestor that exists: where a new file or folder would be made."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_creatable(path: Path) -> None:
+    """Refuse `path` when what would hold it is a file or a folder this user cannot write."""
+    holder = _nearest_existing(path.parent)
+    if not holder.is_dir():
+        raise TextimgError(f"cannot write {path}: {holder} is a file, not a folder")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise TextimgError(f"cannot write {path}: no permission to write in {holder}")
+
+
+def check_output_dir(path: Path) -> Path:
+    """Refuse an output folder that cannot be written, before any work is done for it.
+
+    A file in its place, a file among its parents or a read-only folder would otherwise surface
+    as a traceback at the first write, after the minutes of work whose results it was to hold.
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise TextimgError(f"{path} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise TextimgError(f"cannot write in {path}: permission denied")
+        return path
+    _check_creatable(path)
+    return path
+
+
+def check_output_file(path: Path, overwrite: bool = False) -> Path:
+    """Refuse an output file that cannot be written, or that exists unless `overwrite`: a user's
+    file is never replaced by accident."""
+    path = Path(path)
+    if path.is_dir():
+        raise TextimgError(f"{path} is a folder, not a file")
+    if path.exists():
+        if not overwrite:
+            raise TextimgError(f"{path} exists; pass --overwrite to replace it")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise TextimgError(f"cannot write {path}: no permission to write in {path.parent}")
+        return path
+    _check_creatable(path)
+    return path

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from textimg.cli.app import app
+from textimg.cli.options import PLACEMENTS, OverwriteOption, PlacementName, one_of, out_option
 from textimg.errors import TextimgError
 
 console = Console()
@@ -110,7 +111,7 @@ def fonts(
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Option("--out", help="Output folder for the shards.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the shards.")],
     n: Annotated[int, typer.Option("--n", help="Number of images in the corpus.")] = 407_000,
     seed: Annotated[int, typer.Option(help="Corpus seed: sample i depends only on (seed, i).")] = 0,
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 256,
@@ -126,10 +127,11 @@ def synth(
         int, typer.Option(help="Least gray-level difference between text and background (1-255).")
     ] = 96,
     placement: Annotated[
-        str,
+        PlacementName,
         typer.Option(
+            parser=one_of("--placement", PLACEMENTS),
             help="Where the text block sits: 'random' (anywhere it fits, the post's corpus) or "
-            "'center' (always in the middle, so a model has no position to learn)."
+            "'center' (always in the middle, so a model has no position to learn).",
         ),
     ] = "random",
     text_file: Annotated[
@@ -271,29 +273,35 @@ def merge(
 @app.command()
 def preview(
     shards: Annotated[list[Path], typer.Argument(help="Shard files, folders of shards, or globs.")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the contact sheet PNG.")],
-    n: Annotated[int, typer.Option("--n", help="How many samples to show.")] = 64,
-    columns: Annotated[int, typer.Option(help="Images per row.")] = 8,
-    cell: Annotated[int, typer.Option(help="Size of each image on the sheet, in px.")] = 128,
+    out: Annotated[Path, out_option("Where to write the contact sheet (.png).")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many samples to show.")] = 64,
+    columns: Annotated[int, typer.Option(min=1, max=64, help="Images per row.")] = 8,
+    cell: Annotated[
+        int, typer.Option(min=8, max=1024, help="Size of each image on the sheet, in px.")
+    ] = 128,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write a contact sheet of samples with their texts under them, from any textimg shards."""
     from textimg.data.shards import preview_samples
+    from textimg.files import check_output_file, write_atomic
     from textimg.images import contact_sheet
 
-    if n <= 0:
-        raise TextimgError(f"--n must be positive, got {n}")
+    if out.suffix.lower() != ".png":
+        raise TextimgError(f"--out {out}: the contact sheet is a .png file")
+    check_output_file(out, overwrite)
     items = preview_samples(shards, n)
     if not items:
         raise TextimgError("no images found in those shards")
     out.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(items, columns=columns, cell=cell).save(out)
+    sheet = contact_sheet(items, columns=columns, cell=cell)
+    write_atomic(out, lambda temp: sheet.save(temp, format="PNG"))
     console.print(f"wrote {out} ({len(items)} samples)")
 
 
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for everything the demo writes.")
+        Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")
     ] = Path("demo"),
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the texts, corpus, weights and samples.")

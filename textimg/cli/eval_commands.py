@@ -4,40 +4,38 @@ call the library (`scoring`, `evaluate`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 
 from textimg.cli.app import app
+from textimg.cli.options import (
+    DEFAULT_ENGINE,
+    CacheDirOption,
+    CornerMarginOption,
+    DeviceOption,
+    EngineOption,
+    GuidanceOption,
+    MinConfidenceOption,
+    NoCacheOption,
+    OcrBatchOption,
+    OverwriteOption,
+    PromptsOption,
+    SamplerOption,
+    SamplesOption,
+    SeedOption,
+    SelectEngineOption,
+    SrGuidanceOption,
+    SrStepsOption,
+    StepsOption,
+    UpscaleOption,
+    out_option,
+)
+from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
     from textimg.eval.ocr import OcrEngine
-
-Engine = Annotated[
-    str, typer.Option(help="OCR engine: easyocr, or tesseract where it is installed.")
-]
-Upscale = Annotated[
-    int,
-    typer.Option(help="Integer enlargement before OCR; 0 reads images under 256 px at 2x."),
-]
-MinConfidence = Annotated[
-    float, typer.Option(help="Drop OCR detections below this confidence (0-1).")
-]
-CornerMargin = Annotated[
-    float,
-    typer.Option(help="Drop lines in an image corner within this margin (the post used 0.05)."),
-]
-BatchSize = Annotated[int, typer.Option(help="Images per OCR detector batch.")]
-CacheDir = Annotated[
-    Path | None,
-    typer.Option(
-        help="Folder of the OCR cache (default: $TEXTIMG_CACHE_DIR or ~/.cache/textimg).",
-        show_default=False,
-    ),
-]
-NoCache = Annotated[
-    bool, typer.Option("--no-cache", help="Read every image again, ignore the cache.")
-]
 
 
 def build_engine(
@@ -45,7 +43,7 @@ def build_engine(
     upscale: int,
     min_confidence: float,
     corner_margin: float,
-    batch_size: int,
+    ocr_batch: int,
     cache_dir: Path | None,
     no_cache: bool,
 ) -> OcrEngine:
@@ -57,10 +55,24 @@ def build_engine(
         upscale=upscale,
         min_confidence=min_confidence,
         corner_margin=corner_margin,
-        batch_size=batch_size,
+        batch_size=ocr_batch,
     )
     cache_path = cache_dir / "ocr.sqlite" if cache_dir else default_cache_path()
     return make_engine(settings, None if no_cache else OcrCache(cache_path))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """`{"ok": 3, "missing_image": 1}` as `ok 3, missing_image 1`: counts for people to read."""
+    return ", ".join(f"{name} {count:,}" for name, count in counts.items()) or "none"
+
+
+def _refuse_if_nothing_scored(counts: dict[str, Any], where: Path) -> None:
+    """A run that scored no image measured nothing: say why (the statuses) and exit non-zero."""
+    if counts["scored"] == 0:
+        raise TextimgError(
+            f"no image was scored ({_counts(counts['status'])}); the rows and their errors are "
+            f"in {where}"
+        )
 
 
 @app.command()
@@ -72,44 +84,34 @@ def score(
             show_default=False,
         ),
     ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Folder for results.csv/.parquet, summary.json and report.html.",
-            show_default=False,
-        ),
-    ],
-    prompts: Annotated[
-        Path | None,
-        typer.Option(
-            help="JSONL of {key, text} (test_split.jsonl). Shards without it use each KEY.txt.",
-            show_default=False,
-        ),
-    ] = None,
-    engine: Engine = "easyocr",
-    upscale: Upscale = 0,
-    min_confidence: MinConfidence = 0.0,
-    corner_margin: CornerMargin = 0.0,
-    batch_size: BatchSize = 16,
-    cache_dir: CacheDir = None,
-    no_cache: NoCache = False,
+    out: Annotated[Path, out_option("Folder for results.csv/.parquet, summary.json, report.html.")],
+    prompts: PromptsOption = None,
+    engine: EngineOption = DEFAULT_ENGINE,
+    upscale: UpscaleOption = 0,
+    min_confidence: MinConfidenceOption = 0.0,
+    corner_margin: CornerMarginOption = 0.0,
+    ocr_batch: OcrBatchOption = 16,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
-    """OCR existing images and score how well each writes its prompt."""
-    from rich.console import Console
-
+    """OCR existing images and score how well each writes its prompt (shards without --prompts
+    are scored against each sample's own KEY.txt)."""
     from textimg.eval.scoring import score as run_score
+    from textimg.files import check_output_dir
 
-    ocr = build_engine(
-        engine, upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache
-    )
+    check_output_dir(out)  # before minutes of OCR, not after
+    ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
+                       no_cache)  # fmt: skip
     summary = run_score(images, prompts, out, ocr)
     counts = summary["counts"]
-    trigram = summary["trigram"]
+    _refuse_if_nothing_scored(counts, out / "results.csv")
+    low, high = summary["trigram"]["ci95"]
     Console().print(
-        f"scored {counts['scored']} of {counts['rows']} images; trigram {trigram['mean']} "
-        f"(95% CI {trigram['ci95']}); statuses {counts['status']}; report: {out / 'report.html'}"
+        f"scored {counts['scored']:,} of {counts['rows']:,} images; "
+        f"trigram {_cell(summary['trigram']['mean'])} (95% CI {_cell(low)}-{_cell(high)}); "
+        f"rows: {_counts(counts['status'])}; report: {out / 'report.html'}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -119,32 +121,32 @@ def transcribe(
         Path, typer.Argument(help="Folder of images (searched recursively).", show_default=False)
     ],
     out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="JSONL to write: {image: relative path, text: transcript} per line.",
-            show_default=False,
-        ),
+        Path, out_option("JSONL to write: {image: relative path, text: transcript} per line.")
     ],
-    engine: Engine = "easyocr",
-    upscale: Upscale = 0,
-    min_confidence: MinConfidence = 0.0,
-    corner_margin: CornerMargin = 0.0,
-    batch_size: BatchSize = 16,
-    cache_dir: CacheDir = None,
-    no_cache: NoCache = False,
+    overwrite: OverwriteOption = False,
+    engine: EngineOption = DEFAULT_ENGINE,
+    upscale: UpscaleOption = 0,
+    min_confidence: MinConfidenceOption = 0.0,
+    corner_margin: CornerMarginOption = 0.0,
+    ocr_batch: OcrBatchOption = 16,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Write OCR transcripts of a folder of images in the format `textimg pack` reads."""
-    from rich.console import Console
-
     from textimg.eval.scoring import transcribe as run_transcribe
+    from textimg.files import check_output_file
 
-    ocr = build_engine(
-        engine, upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache
+    check_output_file(out, overwrite)  # before minutes of OCR, not after
+    ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
+                       no_cache)  # fmt: skip
+    counts = run_transcribe(images_dir, out, ocr, overwrite=overwrite)
+    skipped = counts["images"] - counts["written"]
+    Console().print(
+        f"wrote {counts['written']:,} transcripts to {out}; {skipped:,} images skipped "
+        f"({counts['unreadable']:,} unreadable, {counts['ocr_error']:,} OCR errors)",
+        highlight=False,
+        soft_wrap=True,
     )
-    counts = run_transcribe(images_dir, out, ocr)
-    Console().print(f"wrote {counts['written']} transcripts to {out}; {counts}")
 
 
 @app.command(name="eval")
@@ -158,23 +160,20 @@ def eval_command(
     prompts: Annotated[
         Path,
         typer.Option(
-            help="JSONL of {key, text}, e.g. test_split.jsonl from textimg pack.",
+            "--prompts",
+            help="Prompts file: JSONL of {key, text} (test_split.jsonl from textimg pack), or "
+            "text with one prompt a line (keys line-N).",
             show_default=False,
         ),
     ],
     out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Folder: one subfolder per checkpoint, compare.csv.",
-        ),
+        Path, out_option("Folder: one subfolder per checkpoint, compare.csv.", show_default=True)
     ] = Path("eval"),
-    samples: Annotated[int, typer.Option(min=1, help="Images per prompt (K).")] = 4,
-    steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 50,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
-    seed: Annotated[int, typer.Option(help="The same seed gives the same images.")] = 0,
-    sampler: Annotated[str, typer.Option(help="ddim (deterministic) or ancestral.")] = "ddim",
+    samples: SamplesOption = 4,
+    steps: StepsOption = 50,
+    guidance: GuidanceOption = 3.0,
+    seed: SeedOption = 0,
+    sampler: SamplerOption = "ddim",
     limit: Annotated[
         int | None, typer.Option(min=1, help="Only the first N prompts.", show_default=False)
     ] = None,
@@ -190,14 +189,7 @@ def eval_command(
     continue_if_all_pruned: Annotated[
         bool, typer.Option(help="Rerank: keep all samples when none survives pruning.")
     ] = True,
-    select_engine: Annotated[
-        str | None,
-        typer.Option(
-            help="Rerank: OCR engine that selects (default: --engine); the other "
-            "engine then scores the pick.",
-            show_default=False,
-        ),
-    ] = None,
+    select_engine: SelectEngineOption = None,
     sr: Annotated[
         Path | None,
         typer.Option(
@@ -216,19 +208,9 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    sr_steps: Annotated[
-        int | None,
-        typer.Option(min=1, help="Upsampling steps (default: --steps).", show_default=False),
-    ] = None,
-    sr_guidance: Annotated[
-        float, typer.Option(help="Upsampling guidance; 1 = none, as the original.")
-    ] = 1.0,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            help="cpu or cuda (default: this rank's GPU when available).", show_default=False
-        ),
-    ] = None,
+    sr_steps: SrStepsOption = None,
+    sr_guidance: SrGuidanceOption = 1.0,
+    device: DeviceOption = None,
     sample_batch: Annotated[
         int,
         typer.Option(
@@ -237,18 +219,18 @@ def eval_command(
             "is faster until memory runs out; the images do not depend on it.",
         ),
     ] = 64,
-    engine: Engine = "easyocr",
-    upscale: Upscale = 0,
-    min_confidence: MinConfidence = 0.0,
-    corner_margin: CornerMargin = 0.0,
-    batch_size: BatchSize = 16,
-    cache_dir: CacheDir = None,
-    no_cache: NoCache = False,
+    engine: EngineOption = DEFAULT_ENGINE,
+    upscale: UpscaleOption = 0,
+    min_confidence: MinConfidenceOption = 0.0,
+    corner_margin: CornerMarginOption = 0.0,
+    ocr_batch: OcrBatchOption = 16,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
-    from rich.console import Console
     from rich.table import Table
 
+    from textimg.checkpoint import read_checkpoint_config
     from textimg.distributed import Placement, resolve_device
     from textimg.eval.evaluate import (
         EvalSettings,
@@ -258,9 +240,13 @@ def eval_command(
         evaluate,
     )
     from textimg.eval.rerank import PruneSettings
+    from textimg.files import check_output_dir
 
     check_inputs(checkpoints, prompts)
+    for path in checkpoints:  # an unreadable file fails here, not after the OCR engine loads
+        read_checkpoint_config(path)
     check_super_resolution(sr, checkpoints)
+    check_output_dir(out)  # before minutes of sampling and OCR, not after
     settings = EvalSettings(
         sampling=SamplingSettings(samples, steps, guidance, seed, sampler),
         limit=limit,
@@ -273,7 +259,7 @@ def eval_command(
         sr_guidance=sr_guidance,
         sample_batch=sample_batch,
     )
-    ocr_options = (upscale, min_confidence, corner_margin, batch_size, cache_dir, no_cache)
+    ocr_options = (upscale, min_confidence, corner_margin, ocr_batch, cache_dir, no_cache)
     ocr = build_engine(engine, *ocr_options)
     select = None
     if rerank and select_engine not in (None, engine):
@@ -292,6 +278,10 @@ def eval_command(
     console = Console()
     console.print(view)
     console.print(f"wrote {out / 'compare.csv'} and one folder per checkpoint under {out}")
+    failed = [row["checkpoint"] for row in table if row["rows"] == row["failed"]]
+    if failed:
+        where = ", ".join(str(out / name / "results.csv") for name in failed)
+        raise TextimgError(f"no image was scored: every prompt failed (each row's error: {where})")
 
 
 def _cell(value: float | None) -> str:

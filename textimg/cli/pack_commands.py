@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from textimg.cli.app import app
+from textimg.cli.options import WorkersOption, out_option
+from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -28,12 +30,7 @@ def pack(
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Output folder for shards, test_split.jsonl, rejects.jsonl and manifest.json.",
-            show_default=False,
-        ),
+        out_option("Output folder for shards, test_split.jsonl, rejects.jsonl and manifest.json."),
     ],
     transcripts: Annotated[
         Path | None,
@@ -72,10 +69,7 @@ def pack(
             help="Reject images whose transcript is empty instead of packing them as text-free.",
         ),
     ] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Worker threads (default: all usable cores).", show_default=False),
-    ] = None,
+    workers: WorkersOption = 0,
 ) -> None:
     """Pack real images and their transcripts into train/test WebDataset shards."""
     from rich.console import Console
@@ -83,6 +77,9 @@ def pack(
 
     from textimg.data.pack import PackOptions
     from textimg.data.pack import pack as pack_images
+    from textimg.files import check_output_dir
+
+    check_output_dir(out)
 
     options = PackOptions(
         image_col=image_col,
@@ -109,8 +106,15 @@ def pack(
         bar.update(tasks[stage], completed=done)
 
     with bar:
-        result = pack_images(images_dir, out, transcripts, options, workers, report)
+        result = pack_images(images_dir, out, transcripts, options, workers or None, report)
     Console().print(_summary(result))
+    if not result.packed:
+        raise TextimgError(
+            f"nothing packed: every one of the {result.rows:,} rows was rejected "
+            f"(reasons in {out / 'rejects.jsonl'})"
+            if result.rows
+            else f"nothing packed: {transcripts or images_dir} lists no images"
+        )
 
 
 def _summary(result: PackResult) -> Table:

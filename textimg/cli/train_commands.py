@@ -13,6 +13,20 @@ import typer
 from rich.console import Console
 
 from textimg.cli.app import app
+from textimg.cli.options import (
+    DeviceOption,
+    GuidanceOption,
+    OverwriteOption,
+    PromptsOption,
+    SamplerOption,
+    SamplesOption,
+    SeedOption,
+    SrGuidanceOption,
+    SrStepsOption,
+    StepsOption,
+    out_option,
+)
+from textimg.config import recipe_names
 from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
@@ -20,9 +34,8 @@ if TYPE_CHECKING:
 
 console = Console()
 
-DeviceOption = Annotated[
-    str | None, typer.Option("--device", help="cpu or cuda (default: cuda when available).")
-]
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""`sample --out` with one of these suffixes is one grid image; any other path is a folder."""
 
 
 def _data_overrides(data: list[str]) -> list[str]:
@@ -59,7 +72,10 @@ def _toml_list(values: list[str]) -> str:
 @app.command()
 def train(
     recipe: Annotated[
-        str, typer.Argument(help="Recipe name (tiny, base64, base, finetune) or a TOML file.")
+        str,
+        typer.Argument(
+            help=f"A recipe ({', '.join(recipe_names())}) or a TOML file.", show_default=False
+        ),
     ],
     data: Annotated[
         list[str] | None,
@@ -69,14 +85,14 @@ def train(
             "them (e.g. --data synth=0.3 --data real=0.7).",
         ),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Run directory (default: out/RECIPE).")
-    ] = None,
+    out: Annotated[Path | None, out_option("Run directory (default: out/RECIPE).")] = None,
     steps: Annotated[
-        int | None, typer.Option("--steps", help="The step the run ends at (with --resume too).")
+        int | None,
+        typer.Option("--steps", min=1, help="The step the run ends at (with --resume too)."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Images per process and micro-step.")
+        int | None,
+        typer.Option("--batch-size", min=1, help="Training images per process and micro-step."),
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of weights, noise and data order.")
@@ -130,6 +146,7 @@ def train(
     """
     from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint_config
     from textimg.config import apply_overrides, load_recipe
+    from textimg.files import check_output_dir
     from textimg.train import train as run_training
 
     run_dir = out or Path("out") / Path(recipe).stem
@@ -152,112 +169,144 @@ def train(
         memory = parse_memory(gpu_memory)
         console.print(table(Path(recipe).stem, config, measure(config), memory), markup=False)
         return
+    check_output_dir(run_dir)
     Console(stderr=True).print(f"{'recipe':<7} {recipe}", markup=False, highlight=False)
     run_training(config, run_dir, resume=resume, init_from=init_from)
     console.print(f"done: {run_dir / 'checkpoint.pt'}")
 
 
 def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[str]:
-    """Prompts from --prompt and --prompts FILE (one a line); a literal \\n becomes a newline."""
-    lines = list(prompt or [])
+    """Prompts from --prompt and the --prompts file (text or JSONL, read by the one prompt
+    parser every command uses); a literal \\n in --prompt becomes a newline."""
+    from textimg.eval.scoring import prompt_texts
+
+    texts = [text.replace("\\n", "\n") for text in prompt or []]
     if prompts_file is not None:
-        if not prompts_file.is_file():
-            raise TextimgError(f"prompts file not found: {prompts_file}")
-        lines += [line for line in prompts_file.read_text(encoding="utf-8").splitlines() if line]
-    if not lines:
+        texts += prompt_texts(prompts_file)
+    if not texts:
         raise TextimgError("give at least one --prompt TEXT or a --prompts FILE")
-    return [line.replace("\\n", "\n") for line in lines]
+    return texts
 
 
 @app.command()
 def sample(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by textimg train.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint written by textimg train.", show_default=False)
+    ],
     out: Annotated[
-        Path, typer.Option("--out", help="A .png path for one grid, or a folder for one PNG each.")
+        Path,
+        out_option(
+            f"A {'/'.join(GRID_SUFFIXES)} path for one grid, or a folder for one PNG per image."
+        ),
     ],
     prompt: Annotated[
         list[str] | None,
         typer.Option("--prompt", help="Text to write; repeat for several; \\n starts a line."),
     ] = None,
-    prompts_file: Annotated[
-        Path | None, typer.Option("--prompts", help="A text file with one prompt per line.")
-    ] = None,
-    n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt.")] = 1,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Sampling steps.")] = 50,
-    sampler: Annotated[
-        str, typer.Option("--sampler", help="ddim (deterministic) or ancestral.")
-    ] = "ddim",
-    guidance: Annotated[
-        float, typer.Option("--guidance", help="Classifier-free guidance scale; 1 = none.")
-    ] = 3.0,
-    seed: Annotated[int, typer.Option("--seed", help="The same seed gives the same images.")] = 0,
+    prompts_file: PromptsOption = None,
+    samples: SamplesOption = 1,
+    steps: StepsOption = 50,
+    sampler: SamplerOption = "ddim",
+    guidance: GuidanceOption = 3.0,
+    seed: SeedOption = 0,
     sr: Annotated[
         Path | None,
         typer.Option(
             "--sr",
             help="Super-resolution checkpoint: upsample every image too (the cascade); both "
             "sizes are written, the large ones as NAME-sr.png.",
+            show_default=False,
         ),
     ] = None,
-    sr_steps: Annotated[
-        int | None, typer.Option("--sr-steps", min=1, help="Upsampling steps (default: --steps).")
-    ] = None,
-    sr_guidance: Annotated[
-        float,
-        typer.Option("--sr-guidance", help="Upsampling guidance; 1 = none, as the original."),
-    ] = 1.0,
+    sr_steps: SrStepsOption = None,
+    sr_guidance: SrGuidanceOption = 1.0,
     device: DeviceOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write images of the given prompts from a checkpoint's EMA weights."""
-    import torch
-
-    from textimg.checkpoint import load_checkpoint
+    from textimg.checkpoint import load_checkpoint, read_checkpoint_config
+    from textimg.distributed import Placement, resolve_device
     from textimg.sampling import sample as sample_images
     from textimg.super_resolution import check_cascade
 
     texts = _read_prompts(prompt, prompts_file)
-    chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    suffixes = ["", "-sr"] if sr is not None else [""]
+    _check_outputs(out, len(texts), samples, suffixes, overwrite)
+    config = read_checkpoint_config(checkpoint)
+    if sr is not None:
+        check_cascade(config, read_checkpoint_config(sr))
+    chosen = resolve_device(device or "auto", Placement.from_environment())
     model, diffusion, config = load_checkpoint(checkpoint, device=chosen)
-    upsampler = None
+    repeated = [text for text in texts for _ in range(samples)]
+    images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
+    _write_images(images, out, samples, "")
     if sr is not None:
         upsampler = load_checkpoint(sr, device=chosen)
-        check_cascade(config, upsampler[2])
-    repeated = [text for text in texts for _ in range(n)]
-    images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
-    _write_images(images, out, n, "")
-    if upsampler is not None:
         large = sample_images(*upsampler[:2], repeated, sr_steps or steps, sr_guidance, seed,
                               sampler, low_res=images)  # fmt: skip
-        _write_images(large, out, n, "-sr")
+        _write_images(large, out, samples, "-sr")
 
 
-def _write_images(images: np.ndarray, out: Path, n: int, suffix: str) -> None:
-    """One grid (`out` ends in .png) or one PNG per image in the folder `out`; `suffix` tells
-    the cascade's two sizes apart."""
+def _is_grid(out: Path) -> bool:
+    return out.suffix.lower() in GRID_SUFFIXES
+
+
+def _image_paths(out: Path, count: int, samples: int, suffix: str) -> list[Path]:
+    """Where `_write_images` puts `count` prompts x `samples` images: one grid, or one PNG each."""
+    if _is_grid(out):
+        return [out.with_name(out.stem + suffix + out.suffix)]
+    return [
+        out / f"{i // samples:03d}-{i % samples:02d}{suffix}.png" for i in range(count * samples)
+    ]
+
+
+def _check_outputs(
+    out: Path, count: int, samples: int, suffixes: list[str], overwrite: bool
+) -> None:
+    """Refuse before sampling an --out that cannot be written or whose images already exist."""
+    from textimg.files import check_output_dir, check_output_file
+
+    if not _is_grid(out):
+        if out.suffix and not out.is_dir():
+            raise TextimgError(
+                f"--out {out}: a grid is a {'/'.join(GRID_SUFFIXES)} file; a folder for one "
+                "PNG per image is a name without an extension"
+            )
+        check_output_dir(out)
+    for suffix in suffixes:
+        for path in _image_paths(out, count, samples, suffix):
+            check_output_file(path, overwrite)
+
+
+def _write_images(images: np.ndarray, out: Path, samples: int, suffix: str) -> None:
+    """One grid (`out` is an image file name) or one PNG per image in the folder `out`;
+    `suffix` tells the cascade's two sizes apart."""
     from textimg.images import image_grid, save_image
 
-    if out.suffix.lower() == ".png":
-        path = out.with_name(out.stem + suffix + out.suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(image_grid(images, columns=n), path)
-        console.print(f"wrote {path} ({len(images) // n} prompts x {n})")
+    paths = _image_paths(out, len(images) // samples, samples, suffix)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    if _is_grid(out):
+        save_image(image_grid(images, columns=samples), paths[0])
+        console.print(f"wrote {paths[0]} ({len(images) // samples} prompts x {samples})")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    for index, image in enumerate(images):
-        save_image(image, out / f"{index // n:03d}-{index % n:02d}{suffix}.png")
+    for image, path in zip(images, paths, strict=True):
+        save_image(image, path)
     console.print(f"wrote {len(images)} images to {out}")
 
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by textimg train.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint written by textimg train.", show_default=False)
+    ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for model.safetensors + config.json (default: beside)."),
+        out_option("Folder for model.safetensors + config.json (default: export/ beside it)."),
     ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write a checkpoint's EMA weights as safetensors with the config beside them."""
     from textimg.checkpoint import export_checkpoint
 
-    weights, config = export_checkpoint(checkpoint, out or checkpoint.parent / "export")
+    weights, config = export_checkpoint(checkpoint, out or checkpoint.parent / "export", overwrite)
     console.print(f"wrote {weights} and {config}")

@@ -48,6 +48,7 @@ from textimg.eval.scoring import (
     write_atomic,
     write_results,
 )
+from textimg.files import check_output_dir
 
 METADATA_KEY = "textimg-sample"
 """PNG text chunk holding what generated the image; a restart keeps the PNG only if it matches."""
@@ -546,6 +547,7 @@ def evaluate(
     available, else gloo) and torn down at the end.
     """
     check_inputs(checkpoints, prompts)
+    check_output_dir(out)
     lines = parse_prompt_lines(prompts)[: settings.limit]
     place = Placement.from_environment()
     started = start_process_group(place, settings.device.startswith("cuda"))

@@ -30,6 +30,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -283,14 +284,20 @@ def load_easyocr_reader(gpu: bool | None = None) -> Any:
         ) from None
     use_gpu = torch.cuda.is_available() if gpu is None else gpu
     model_dir = easyocr_en_models.model_dir()
-    return easyocr.Reader(
-        ["en"],
-        gpu=use_gpu,
-        model_storage_directory=model_dir,
-        user_network_directory=str(default_cache_path().parent / "easyocr_user_network"),
-        download_enabled=False,
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        # EasyOCR quantizes its CPU recognizer with torch's dynamic quantization, which torch now
+        # announces as deprecated on every load: noise on every OCR command, nothing to act on.
+        warnings.filterwarnings(
+            "ignore", message=r"torch\.quantize_per_tensor", category=UserWarning
+        )
+        return easyocr.Reader(
+            ["en"],
+            gpu=use_gpu,
+            model_storage_directory=model_dir,
+            user_network_directory=str(default_cache_path().parent / "easyocr_user_network"),
+            download_enabled=False,
+            verbose=False,
+        )
 
 
 def _cpu_has_native_bf16() -> bool:

@@ -24,7 +24,7 @@ from textimg.errors import TextimgError
 from textimg.eval import metrics
 from textimg.eval.ocr import OcrEngine
 from textimg.eval.report import render_report, thumbnail_data_uri
-from textimg.files import write_atomic
+from textimg.files import check_output_dir, check_output_file, write_atomic
 
 SCORED_STATUSES = ("ok", "empty_prompt")
 """Rows that get metrics; an empty prompt is a real case (an image that should show no text)."""
@@ -54,46 +54,76 @@ class PromptLine:
 
 
 def parse_prompt_lines(path: Path) -> list[PromptLine]:
-    """Every non-blank `{"key": ..., "text": ...}` line of `path`, bad ones carrying an `error`.
+    """Every non-blank line of a prompts file, bad ones carrying an `error`.
+
+    Two formats, told apart by the name: a `.jsonl` file holds `{"key": ..., "text": ...}` lines
+    (test_split.jsonl from `textimg pack`); any other file holds one prompt a line, keyed
+    `line-N`, where a literal `\\n` starts a new line of text. Every command reads prompts here,
+    so a file means the same to `sample`, `score` and `eval`.
 
     Lenient so that `eval` can turn a bad line into a row instead of stopping a long run; a bad
-    line's key is `line-N`. A key must be usable as a file name, and keys must be unique.
+    line's key is `line-N`. A key must be usable as a file name, and keys must be unique. A line
+    that is not UTF-8, or whose text is null or not a string, is bad too: read as U+FFFD or as an
+    empty prompt it would be scored against text that no one wrote.
     """
     if not path.is_file():
         raise TextimgError(f"prompts file {path} does not exist")
+    jsonl = path.suffix.lower() == ".jsonl"
     lines: list[PromptLine] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-                key, text = str(row["key"]), str(row.get("text") or "")
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                reason = f"not a {{key, text}} JSON line ({type(error).__name__}: {error})"
-                lines.append(PromptLine(number, f"line-{number}", None, reason))
-                continue
-            if not key or key.startswith(".") or "/" in key or "\\" in key:
-                error = f"key {key!r} is not usable as a file name"
-                lines.append(PromptLine(number, f"line-{number}", text, error))
-            elif key in seen:
-                lines.append(PromptLine(number, f"line-{number}", text, f"duplicate key {key!r}"))
-            else:
-                seen.add(key)
-                lines.append(PromptLine(number, key, text))
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        try:
+            decoded = raw.decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError as error:
+            reason = f"not UTF-8 text (byte {error.start + 1} of the line)"
+            lines.append(PromptLine(number, f"line-{number}", None, reason))
+            continue
+        if number == 1:
+            decoded = decoded.removeprefix("\ufeff")  # a byte-order mark some editors write
+        if not decoded.strip():
+            continue
+        if not jsonl:
+            lines.append(PromptLine(number, f"line-{number}", decoded.replace("\\n", "\n")))
+            continue
+        try:
+            row = json.loads(decoded)
+            key, text = str(row["key"]), row.get("text")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            reason = f"not a {{key, text}} JSON line ({type(error).__name__}: {error})"
+            lines.append(PromptLine(number, f"line-{number}", None, reason))
+            continue
+        if not isinstance(text, str):
+            problem = "has no text" if text is None else f"has a {type(text).__name__} as text"
+            lines.append(PromptLine(number, f"line-{number}", None, f"key {key!r} {problem}"))
+        elif not key or key.startswith(".") or "/" in key or "\\" in key:
+            error = f"key {key!r} is not usable as a file name"
+            lines.append(PromptLine(number, f"line-{number}", text, error))
+        elif key in seen:
+            lines.append(PromptLine(number, f"line-{number}", text, f"duplicate key {key!r}"))
+        else:
+            seen.add(key)
+            lines.append(PromptLine(number, key, text))
+    return lines
+
+
+def _strict(path: Path) -> list[PromptLine]:
+    """The lines of a prompts file, refusing the first bad one with its line number."""
+    lines = parse_prompt_lines(path)
+    for line in lines:
+        if line.error:
+            raise TextimgError(f"{path}:{line.number}: {line.error}")
     return lines
 
 
 def read_prompts(path: Path) -> dict[str, str]:
     """Key -> text of a prompts file (test_split.jsonl from `textimg pack`); strict: any bad
     line is an error, because `score` pairs files by key and a lost key would go unnoticed."""
-    prompts: dict[str, str] = {}
-    for line in parse_prompt_lines(path):
-        if line.error:
-            raise TextimgError(f"{path}:{line.number}: {line.error}")
-        prompts[line.key] = line.text or ""
-    return prompts
+    return {line.key: line.text or "" for line in _strict(path)}
+
+
+def prompt_texts(path: Path) -> list[str]:
+    """The texts of a prompts file in order (what `sample` draws); strict, as `read_prompts`."""
+    return [line.text or "" for line in _strict(path)]
 
 
 def decode_image(data: bytes | Path) -> Image.Image:
@@ -109,6 +139,8 @@ def _loaded(item: Item, data: bytes | Path) -> Item:
         item.image = decode_image(data)
     except Exception as error:  # PIL raises many types for bad files; any of them is "unreadable"
         item.status, item.error = "unreadable_image", f"{type(error).__name__}: {error}"
+        return item
+    if item.status != "ok":  # already known bad (a prompt that is not text)
         return item
     if item.prompt is None:
         item.status = "missing_prompt"
@@ -140,15 +172,20 @@ def shard_items(source: Path, prompts: dict[str, str] | None) -> Iterator[Item]:
     seen: set[str] = set()
     for key, members in iter_samples([source]):
         seen.add(key)
+        status, error = "ok", ""
         if prompts is not None:
             prompt = prompts.get(key)
         else:
-            prompt = members["txt"].decode("utf-8", "replace") if "txt" in members else None
+            try:
+                prompt = members["txt"].decode("utf-8") if "txt" in members else None
+            except UnicodeDecodeError:
+                prompt, status, error = None, "bad_prompt", f"{key}.txt is not UTF-8 text"
         found = image_member(members)
         if found is None:
             yield Item(key, prompt, key, status="missing_image", error="sample has no image member")
         else:
-            yield _loaded(Item(key, prompt, f"{key}.{found[0]}"), found[1])
+            yield _loaded(Item(key, prompt, f"{key}.{found[0]}", status=status, error=error),
+                          found[1])  # fmt: skip
     for key, prompt in (prompts or {}).items():
         if key not in seen:
             yield Item(key, prompt, "", status="missing_image", error="key not in shards")
@@ -292,6 +329,7 @@ def score(
     """Score `images` against `prompts` into `out`; returns the summary written to summary.json."""
     if not images.exists() and not any(char in str(images) for char in "*?["):
         raise TextimgError(f"{images} does not exist")
+    check_output_dir(out)
     rows, thumbnails = score_items(iter_items(images, prompts), engine, progress=progress)
     summary = summarize(rows)
     summary["ocr"] = engine.describe()
@@ -305,17 +343,22 @@ def transcribe(
     engine: OcrEngine,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, int]:
     """Write `{"image": relpath, "text": ...}` lines for every image under `directory`.
 
     The format `textimg pack --transcripts` reads. Unreadable images are skipped and counted
-    rather than written with an invented transcript.
+    rather than written with an invented transcript. An existing `out` is the user's file (often
+    hand-corrected transcripts): it is replaced only with `overwrite`.
     """
     if not directory.is_dir():
         raise TextimgError(f"{directory} is not a folder of images")
+    check_output_file(out, overwrite)
     paths = sorted(
         p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
     )
+    if not paths:
+        raise TextimgError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}")
     counts = {"images": len(paths), "written": 0, "unreadable": 0, "ocr_error": 0}
     lines: list[str] = []
     for start in range(0, len(paths), batch_size):
@@ -333,6 +376,11 @@ def transcribe(
                 counts["written"] += 1
         if progress is not None:
             progress(len(chunk))
+    if not lines:
+        raise TextimgError(
+            f"no transcript to write: {counts['unreadable']} unreadable images, "
+            f"{counts['ocr_error']} OCR errors"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(line + "\n" for line in lines)
     write_atomic(out, lambda path: Path(path).write_text(body, encoding="utf-8"))
