@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from test_evaluate import make_checkpoint
 from test_reader import make_shards
 
 from textimg.checkpoint import read_checkpoint
@@ -154,6 +158,44 @@ def test_train_checkpoints_the_last_step_and_the_same_command_resumes(
         train(config, tmp_path / "straight")
         straight = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(row)["loss"] for row in straight] == [row["loss"] for row in logged]
+
+
+def test_eval_keeps_finished_samples_and_rows_and_the_same_command_reuses_them(
+    tmp_path: Path,
+) -> None:
+    checkpoint = make_checkpoint(tmp_path / "micro" / "checkpoint.pt", seed=0)
+    prompts = tmp_path / "prompts.jsonl"
+    words = ["ab", "cd", "Hi", "xyz", "ok", "cat", "42", "no", "up", "go", "it", "me"]
+    prompts.write_text("".join(json.dumps({"key": f"p{i}", "text": w}) + "\n"
+                               for i, w in enumerate(words)))  # fmt: skip
+    out = tmp_path / "eval"
+    arguments = ["eval", str(checkpoint), "--prompts", str(prompts), "--out", str(out)]
+    arguments += ["--samples", "2", "--steps", "20", "--sample-batch", "2", "--device", "cpu"]
+    arguments += ["--cache-dir", str(tmp_path / "cache")]
+    folder = out / "micro"
+
+    def rows_scored() -> bool:
+        """Two batches read: the OCR cache (committed per batch) holds four transcripts, and
+        the first batch's rows are scored."""
+        path = tmp_path / "cache" / "ocr.sqlite"
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as cache:
+                return cache.execute("SELECT COUNT(*) FROM readings").fetchone()[0] >= 4
+        except sqlite3.Error:  # not created yet
+            return False
+
+    status, line = stop_when(arguments, rows_scored)
+    assert status == 130 and line.startswith("Stopped by Ctrl-C: ")
+    assert "the same command reuses them" in line
+    saved = len(list(folder.glob("*.png")))
+    partial = pd.read_csv(folder / "results.partial.csv")
+    assert 2 <= len(partial) <= saved < 24 and not (folder / "results.csv").exists()
+    assert f"{saved} samples of micro" in line and f"{len(partial)} of 24 rows scored" in line
+
+    run(arguments)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["counts"]["rows"] == 24 and summary["counts"]["reused_samples"] >= saved
+    assert not list(folder.glob("results.partial*"))
 
 
 def test_a_signal_inside_deferred_waits_for_the_block_to_end() -> None:

@@ -3,6 +3,8 @@ call the library (`scoring`, `evaluate`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,6 +38,7 @@ from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
     from textimg.eval.ocr import OcrEngine
+    from textimg.eval.scoring import ProgressCallback
 
 
 def build_engine(
@@ -59,6 +62,42 @@ def build_engine(
     )
     cache_path = cache_dir / "ocr.sqlite" if cache_dir else default_cache_path()
     return make_engine(settings, None if no_cache else OcrCache(cache_path))
+
+
+@contextmanager
+def progress_bar() -> Iterator[ProgressCallback]:
+    """A bar per stage ("sampling", "reading") on stderr while the block runs; none where stderr
+    is not a terminal, so logs and pipes get the results alone."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    bar = Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield report
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -102,7 +141,8 @@ def score(
     check_output_dir(out)  # before minutes of OCR, not after
     ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
                        no_cache)  # fmt: skip
-    summary = run_score(images, prompts, out, ocr)
+    with progress_bar() as progress:
+        summary = run_score(images, prompts, out, ocr, progress)
     counts = summary["counts"]
     _refuse_if_nothing_scored(counts, out / "results.csv")
     low, high = summary["trigram"]["ci95"]
@@ -139,7 +179,8 @@ def transcribe(
     check_output_file(out, overwrite)  # before minutes of OCR, not after
     ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
                        no_cache)  # fmt: skip
-    counts = run_transcribe(images_dir, out, ocr, overwrite=overwrite)
+    with progress_bar() as progress:
+        counts = run_transcribe(images_dir, out, ocr, progress=progress, overwrite=overwrite)
     skipped = counts["images"] - counts["written"]
     Console().print(
         f"wrote {counts['written']:,} transcripts to {out}; {skipped:,} images skipped "
@@ -264,7 +305,8 @@ def eval_command(
     select = None
     if rerank and select_engine not in (None, engine):
         select = build_engine(select_engine, *ocr_options)
-    table = evaluate(checkpoints, prompts, out, ocr, settings, select)
+    with progress_bar() as progress:
+        table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress)
     if not table:
         return  # a torchrun rank other than 0: rank 0 prints
     view = Table("checkpoint", "trigram", "best of K", *(["rerank"] if rerank else []),

@@ -15,7 +15,9 @@ run, on `--limit`, on `--sample-batch` or on how torchrun splits the prompts (pr
 network call, `sample_batch` images at a time, each drawing from its own seed; only the last bits
 of the network's sums can differ between batch compositions, and rarely a pixel by one level).
 That is what lets a restarted run keep every PNG whose embedded metadata matches, and the OCR
-cache does the rest.
+cache does the rest: Ctrl-C or SIGTERM stops a run with its finished samples on disk, their
+readings in the cache and the rows scored so far in `results.partial.csv`, and the same command
+goes on from there.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from textimg.eval.ocr import OcrEngine
 from textimg.eval.rerank import PruneSettings, rerank, tile
 from textimg.eval.scoring import (
     Item,
+    ProgressCallback,
     PromptLine,
     decode_image,
     parse_prompt_lines,
@@ -49,11 +52,15 @@ from textimg.eval.scoring import (
     write_results,
 )
 from textimg.files import check_output_dir
+from textimg.interrupt import Interrupted
 
 METADATA_KEY = "textimg-sample"
 """PNG text chunk holding what generated the image; a restart keeps the PNG only if it matches."""
 
 COMPARE_METRICS = ("trigram", "trigram_ci", "cer", "exact")
+
+PARTIAL_RESULTS = "results.partial.csv"
+"""The rows an interrupted run scored (one file per torchrun rank); removed once a run finishes."""
 
 SINGLE_PROCESS = Placement()
 
@@ -481,23 +488,36 @@ def evaluate_checkpoint(
     settings: EvalSettings,
     select: OcrEngine | None = None,
     place: Placement = SINGLE_PROCESS,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any] | None:
     """Sample, score and (optionally) rerank one checkpoint; rank 0 writes `out/name/` and gets
-    the summary, other ranks get None."""
+    the summary, other ranks get None. `progress` hears of this rank's images as they are
+    sampled ("sampling") and read ("reading")."""
     folder = out / name
     mine = split_for_rank(lines, place)
+    total = row_count(mine, settings.sampling.samples)
+    report = progress or (lambda stage, done, total: None)
+    rows: list[dict[str, Any]] = []
     part, error = None, None
     try:
         sampler = CheckpointSampler(path, folder, settings)
-        items = sampler.items(mine)
-        rows, thumbnails = score_items(items, engine, progress=progress)
+        items = _counted(sampler.items(mine), lambda done: report("sampling", done, total))
+        # Read each draw as soon as it is made: both bars move, and Ctrl-C keeps scored rows.
+        rows, thumbnails = score_items(
+            items,
+            engine,
+            max(settings.sample_batch, settings.sampling.samples),
+            progress=lambda done: report("reading", done, total),
+            rows=rows,
+        )
         if settings.rerank:
             upsample = SuperResolution(settings) if settings.super_resolution else None
             rerank_rows(rows, folder, settings.prune, select, upsample, engine, settings.sr_count)
         part = (rows, thumbnails)
     except Exception as caught:  # every rank must reach the collective below, failed or not
         error = caught
+    except KeyboardInterrupt:
+        raise Interrupted(_keep_partial(folder, name, rows, total, place)) from None
     parts = _gather(part, error, place)
     if place.rank != 0:
         return None
@@ -516,8 +536,40 @@ def evaluate_checkpoint(
     summary["checkpoint"] = {"path": str(path), "sha256_16": sampler.digest}
     summary["sampling"] = dataclasses.asdict(settings.sampling)
     summary["counts"]["reused_samples"] = sum(bool(row.get("reused")) for row in rows)
-    write_results(folder, rows, thumbnails, summary)
+    write_results(folder, rows, thumbnails, summary, kind="eval")
+    for stale in folder.glob(PARTIAL_RESULTS.replace(".csv", "*.csv")):
+        stale.unlink()
     return summary
+
+
+def row_count(lines: Sequence[PromptLine], samples: int) -> int:
+    """Result rows of these prompt lines: K per prompt, one per line that is not a prompt."""
+    return sum(1 if line.error else samples for line in lines)
+
+
+def _counted(items: Iterator[Item], report: Callable[[int], None]) -> Iterator[Item]:
+    """`items` as they are drawn, reporting how many so far (sampling progress)."""
+    for done, item in enumerate(items, start=1):
+        report(done)
+        yield item
+
+
+def _keep_partial(
+    folder: Path, name: str, rows: Sequence[dict[str, Any]], total: int, place: Placement
+) -> str:
+    """On Ctrl-C or SIGTERM: write the rows scored so far; the line that says what was kept."""
+    samples = len(list(folder.glob("*.png"))) if folder.is_dir() else 0
+    kept = f"{samples} samples of {name} are in {folder}"
+    if rows:
+        import pandas as pd
+
+        file_name = PARTIAL_RESULTS
+        if place.world_size > 1:
+            file_name = file_name.replace(".csv", f".rank{place.rank}.csv")
+        frame = pd.DataFrame(list(rows))
+        write_atomic(folder / file_name, lambda temporary: frame.to_csv(temporary, index=False))
+        kept += f", {len(rows)} of {total} rows scored in {folder / file_name}"
+    return f"{kept}; the same command reuses them"
 
 
 def check_inputs(checkpoints: Sequence[Path], prompts: Path) -> None:
@@ -538,10 +590,11 @@ def evaluate(
     engine: OcrEngine,
     settings: EvalSettings = EvalSettings(),
     select: OcrEngine | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every checkpoint on the same prompts; rank 0 writes `out/compare.csv` and gets
-    one compare row per checkpoint (other ranks get []).
+    one compare row per checkpoint (other ranks get []). `progress` (rank 0's) counts images
+    sampled and read over all checkpoints.
 
     Under torchrun the caller's process group is used, or one is started here (NCCL when CUDA is
     available, else gloo) and torn down at the end.
@@ -553,9 +606,17 @@ def evaluate(
     started = start_process_group(place, settings.device.startswith("cuda"))
     try:
         table = []
-        for path, name in zip(checkpoints, checkpoint_names(checkpoints), strict=True):
+        each = row_count(split_for_rank(lines, place), settings.sampling.samples)
+        names = checkpoint_names(checkpoints)
+        for index, (path, name) in enumerate(zip(checkpoints, names, strict=True)):
+            overall = None
+            if progress is not None and place.rank == 0:
+
+                def overall(stage: str, done: int, _: int | None, before: int = index) -> None:
+                    progress(stage, before * each + done, each * len(checkpoints))
+
             summary = evaluate_checkpoint(
-                Path(path), name, lines, out, engine, settings, select, place, progress
+                Path(path), name, lines, out, engine, settings, select, place, overall
             )
             if summary is not None:
                 table.append(compare_row(name, summary))

@@ -1,4 +1,12 @@
-"""The HTML report of a scoring run: one self-contained page (no network), worst images first."""
+"""The HTML report of a `score` or an `eval` run: one self-contained page, nothing fetched.
+
+A summary table of every metric (mean, 95% CI, and for `eval` the best of K and the reranked
+pick), then one table row per image: its thumbnail, key, status, every metric, prompt and
+transcript, worst first. A few lines of inline script sort by any column (click its header) and
+filter by text and status, so the page needs no server and no network. Thumbnails are small
+JPEGs (one channel when the image is grey), a few KB each, so a 1,000-image page stays a few MB
+where full PNGs made it tens.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +15,77 @@ import html
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageChops
 
-THUMBNAIL_SIDE = 256
+from textimg.eval import metrics
+
+THUMBNAIL_SIDE = 128
+JPEG_QUALITY = 70
+REPORT_KINDS = ("score", "eval")
+EXTRA_COLUMNS = ("sample", "chosen", "sr_trigram")
+"""`eval` columns shown when the rows have them: the sample index, the reranked pick, and the
+trigram of the upsampled pick (the cascade)."""
+
+_STYLE = """
+body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}
+td,th{border-bottom:1px solid #ddd;padding:.2em .4em;vertical-align:top;text-align:left}
+#images th[data-type]{cursor:pointer;white-space:nowrap}
+#images th[data-dir]::after{content:attr(data-dir)}
+#images td.n{text-align:right;font-variant-numeric:tabular-nums}
+#images img{image-rendering:pixelated;width:128px}
+pre{margin:0;white-space:pre-wrap;max-width:22em}.muted{color:#666}
+"""
+
+_SCRIPT = """
+const table = document.getElementById("images"), rows = [...table.tBodies[0].rows];
+const query = document.getElementById("query"), status = document.getElementById("status");
+let column = -1, ascending = true;
+table.tHead.onclick = (event) => {
+  const th = event.target.closest("th");
+  if (!th || !th.dataset.type) return;
+  ascending = th.cellIndex === column ? !ascending : true;
+  column = th.cellIndex;
+  const value = (row) => row.cells[column].dataset.v ?? row.cells[column].textContent;
+  const sign = ascending ? 1 : -1;
+  rows.sort((a, b) => {
+    const x = value(a), y = value(b);
+    if (th.dataset.type !== "num") return sign * x.localeCompare(y);
+    if (x === "" || y === "") return (x === "") - (y === "");  // unscored rows last
+    return sign * (x - y);
+  });
+  table.tBodies[0].append(...rows);
+  for (const cell of th.parentNode.cells) delete cell.dataset.dir;
+  th.dataset.dir = ascending ? " \\u25b2" : " \\u25bc";
+};
+query.oninput = status.onchange = () => {
+  const text = query.value.toLowerCase();
+  let shown = 0;
+  for (const row of rows) {
+    row.hidden = (status.value && row.dataset.status !== status.value)
+      || (text && !row.textContent.toLowerCase().includes(text));
+    shown += !row.hidden;
+  }
+  document.getElementById("shown").textContent = shown;
+};
+"""
 
 
 def thumbnail_data_uri(image: Image.Image) -> str:
-    thumb = image.copy()
+    """A small JPEG of `image` as a data URI: a few KB, where a PNG of a noisy sample is tens."""
+    thumb = image.convert("RGB")
     thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    png = io.BytesIO()
-    thumb.save(png, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
+    red, green, blue = thumb.split()
+    if not ImageChops.difference(red, green).getbbox() and not (
+        ImageChops.difference(green, blue).getbbox()
+    ):
+        thumb = red  # grey: one channel is a third of the bytes and no colour fringes
+    jpeg = io.BytesIO()
+    thumb.save(jpeg, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg.getvalue()).decode("ascii")
 
 
 def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
@@ -29,39 +94,108 @@ def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
     return (0, 0.0) if math.isnan(value) else (1, value)
 
 
-def render_report(rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict) -> str:
-    """A self-contained HTML page: summary table, then each image with its prompt and transcript."""
-    head = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{_fmt(value['mean'])}</td>"
-        f"<td>[{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}]</td></tr>"
-        for name, value in summary.items()
-        if isinstance(value, dict) and "mean" in value
+def render_report(
+    rows: Sequence[dict[str, Any]],
+    thumbnails: dict[str, str],
+    summary: dict[str, Any],
+    kind: str = "score",
+) -> str:
+    """The page of one run; `kind` ("score" or "eval") titles it and says what was judged."""
+    if kind not in REPORT_KINDS:
+        raise ValueError(f"report kind must be one of {REPORT_KINDS}, not {kind!r}")
+    title = f"textimg {kind} report"
+    if kind == "eval" and "checkpoint" in summary:
+        title += f": {summary['checkpoint']['path']}"
+    statuses = Counter(row["status"] for row in rows)
+    options = "".join(
+        f'<option value="{html.escape(name)}">{html.escape(name)} ({count})</option>'
+        for name, count in sorted(statuses.items())
     )
-    cards = []
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"{_run_lines(summary, kind)}{_summary_table(summary)}"
+        f"<h2>Images, worst first</h2><p><input id='query' type='search' "
+        f"placeholder='filter: key, prompt, transcript'> <select id='status'>"
+        f"<option value=''>every status</option>{options}</select> "
+        f"<span id='shown'>{len(rows)}</span> of {len(rows)} shown; click a column to sort</p>"
+        f"{_image_table(rows, thumbnails)}<script>{_SCRIPT}</script></body></html>"
+    )
+
+
+def _run_lines(summary: dict[str, Any], kind: str) -> str:
+    """What was judged and how: counts, OCR engine, and for `eval` the checkpoint and sampling."""
+    parts = []
+    if kind == "eval":
+        for name in ("checkpoint", "sampling", "super_resolution"):
+            if name in summary:
+                parts.append((name, summary[name]))
+    parts += [("counts", summary.get("counts", {})), ("OCR", summary.get("ocr", {}))]
+    return "".join(
+        f"<p class='muted'>{html.escape(name)} {html.escape(json.dumps(value))}</p>"
+        for name, value in parts
+    )
+
+
+def _summary_table(summary: dict[str, Any]) -> str:
+    """Every metric's mean and 95% CI, beside best of K and the reranked pick where present."""
+    rerank = summary.get("rerank", {})
+    best = any(f"best_of_k_{name}" in summary for name in metrics.METRICS)
+    head = "<tr><th>metric</th><th>mean</th><th>95% CI</th>"
+    head += ("<th>best of K</th>" if best else "") + ("<th>rerank</th>" if rerank else "")
+    body = []
+    for name in metrics.METRICS:
+        if name not in summary:
+            continue
+        cells = [_fmt(summary[name]["mean"]), _interval(summary[name]["ci95"])]
+        if best:
+            cells.append(_fmt(summary.get(f"best_of_k_{name}", {}).get("mean")))
+        if rerank:
+            cells.append(_fmt(rerank.get(name, {}).get("mean")))
+        body.append(f"<tr><th>{name}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    share = f"<p>exact share {_fmt(summary.get('exact_share'))}</p>"
+    return f"<table>{head}</tr>{''.join(body)}</table>{share}"
+
+
+def _image_table(rows: Sequence[dict[str, Any]], thumbnails: dict[str, str]) -> str:
+    """One row per image: thumbnail, key, status, every metric, prompt, transcript."""
+    names = [name for name in metrics.METRICS if any(name in row for row in rows)]
+    extra = [name for name in EXTRA_COLUMNS if any(name in row for row in rows)]
+    header = "<th>image</th><th data-type='text'>key</th>"
+    header += "".join(f"<th data-type='num'>{name}</th>" for name in extra)
+    header += "<th data-type='text'>status</th>"
+    header += "".join(f"<th data-type='num'>{name}</th>" for name in names)
+    header += "<th data-type='text'>prompt</th><th data-type='text'>transcript</th>"
+    body = []
     for row in sorted(rows, key=_sort_key):
         uri = thumbnails.get(f"{row['key']}/{row['image']}")
-        picture = f'<img src="{uri}" alt="{html.escape(row["key"])}">' if uri else "<i>no image</i>"
-        transcript = "" if row["transcript"] is None else row["transcript"]
-        cards.append(
-            f'<div class="card"><div>{picture}</div><div><b>{html.escape(row["key"])}</b> '
-            f"trigram {_fmt(row['trigram'])} · cer {_fmt(row['cer'])} · "
-            f"status {html.escape(row['status'])} {html.escape(row['error'] or '')}"
-            f"<p>prompt</p><pre>{html.escape(row['prompt'] or '')}</pre>"
-            f"<p>transcript</p><pre>{html.escape(transcript)}</pre></div></div>"
-        )
-    counts = html.escape(json.dumps(summary.get("counts", {})))
-    ocr = html.escape(json.dumps(summary.get("ocr", {})))
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>textimg score report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}.card{display:flex;gap:1em;"
-        "border-top:1px solid #ccc;padding:.5em 0}img{image-rendering:pixelated;width:256px}"
-        "pre{background:#f4f4f4;padding:.3em;white-space:pre-wrap}p{margin:.3em 0 0;color:#666}"
-        "</style></head><body><h1>textimg score report</h1>"
-        f"<table><tr><th>metric</th><th>mean</th><th>95% CI</th></tr>{head}</table>"
-        f"<p>counts {counts}</p><p>OCR {ocr}</p><h2>Images, worst first</h2>"
-        + "".join(cards)
-        + "</body></html>"
-    )
+        picture = f'<img src="{uri}" alt="">' if uri else "<i>no image</i>"
+        status = html.escape(row["status"])
+        note = html.escape(row.get("error") or "")
+        error = f"<br><span class='muted'>{note}</span>" if note else ""
+        cells = [f"<td>{picture}</td><td>{html.escape(str(row['key']))}</td>"]
+        cells += [_number_cell(row.get(name)) for name in extra]
+        cells.append(f"<td>{status}{error}</td>")
+        cells += [_number_cell(row.get(name)) for name in names]
+        for text in (row["prompt"], row["transcript"]):
+            cells.append(f"<td><pre>{html.escape(text or '')}</pre></td>")
+        body.append(f"<tr data-status='{status}'>{''.join(cells)}</tr>")
+    head = f"<thead><tr>{header}</tr></thead>"
+    return f"<table id='images'>{head}<tbody>{''.join(body)}</tbody></table>"
+
+
+def _number_cell(value: Any) -> str:
+    """A right-aligned cell whose `data-v` is what sorting compares (empty: no value)."""
+    if isinstance(value, bool):  # the reranked pick
+        return f"<td class='n' data-v='{int(value)}'>{'&#10003;' if value else ''}</td>"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "<td class='n' data-v=''>–</td>"
+    shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"<td class='n' data-v='{value}'>{shown}</td>"
+
+
+def _interval(bounds: Sequence[float | None]) -> str:
+    return f"[{_fmt(bounds[0])}, {_fmt(bounds[1])}]"
 
 
 def _fmt(value: float | None) -> str:

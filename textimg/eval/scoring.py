@@ -25,9 +25,13 @@ from textimg.eval import metrics
 from textimg.eval.ocr import OcrEngine
 from textimg.eval.report import render_report, thumbnail_data_uri
 from textimg.files import check_output_dir, check_output_file, write_atomic
+from textimg.interrupt import Interrupted
 
 SCORED_STATUSES = ("ok", "empty_prompt")
 """Rows that get metrics; an empty prompt is a real case (an image that should show no text)."""
+
+ProgressCallback = Callable[[str, int, int | None], None]
+"""Called as `(stage, done, total)`, total None where it is not known beforehand (shards)."""
 
 
 @dataclass
@@ -149,13 +153,17 @@ def _loaded(item: Item, data: bytes | Path) -> Item:
     return item
 
 
-def folder_items(directory: Path, prompts: dict[str, str]) -> Iterator[Item]:
-    """Every prompt with its `KEY.<ext>` image, then images whose key has no prompt."""
-    images = {
+def image_files(directory: Path) -> dict[str, Path]:
+    """The images of a folder by key (file name without extension)."""
+    return {
         path.stem: path
         for path in sorted(directory.iterdir())
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
     }
+
+
+def folder_items(images: dict[str, Path], prompts: dict[str, str]) -> Iterator[Item]:
+    """Every prompt with its `KEY.<ext>` image, then images whose key has no prompt."""
     for key, prompt in prompts.items():
         path = images.get(key)
         if path is None:
@@ -191,15 +199,17 @@ def shard_items(source: Path, prompts: dict[str, str] | None) -> Iterator[Item]:
             yield Item(key, prompt, "", status="missing_image", error="key not in shards")
 
 
-def iter_items(images: Path, prompts_path: Path | None) -> Iterator[Item]:
-    """Items from a folder of images or from shards (a `.tar`, a folder of them, or a glob)."""
+def iter_items(images: Path, prompts_path: Path | None) -> tuple[Iterator[Item], int | None]:
+    """Items from a folder of images or from shards (a `.tar`, a folder of them, or a glob), and
+    how many there will be where that is known without reading them (a folder)."""
     prompts = read_prompts(prompts_path) if prompts_path is not None else None
     is_folder = images.is_dir() and not any(images.glob("*.tar"))
     if is_folder:
         if prompts is None:
             raise TextimgError("scoring a folder of images needs --prompts (KEY -> text)")
-        return folder_items(images, prompts)
-    return shard_items(images, prompts)
+        files = image_files(images)
+        return folder_items(files, prompts), len(prompts) + len(files.keys() - prompts.keys())
+    return shard_items(images, prompts), None
 
 
 def read_items(items: Sequence[Item], engine: OcrEngine) -> list[str | None]:
@@ -224,13 +234,15 @@ def score_items(
     engine: OcrEngine,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """One result row per item (metrics NaN unless scored) and each row's thumbnail by key+source.
 
     Images are read in batches so the engine can batch, and dropped after thumbnailing so memory
-    stays flat however many images there are.
+    stays flat however many images there are. `progress` gets the number of rows done after each
+    batch; rows are appended to `rows` as they finish, so a caller stopped by Ctrl-C holds them.
     """
-    rows: list[dict[str, Any]] = []
+    rows = [] if rows is None else rows
     thumbnails: dict[str, str] = {}
     batch: list[Item] = []
 
@@ -245,7 +257,7 @@ def score_items(
                 thumbnails[f"{item.key}/{item.source}"] = thumbnail_data_uri(item.image)
             rows.append(row)
         if progress is not None:
-            progress(len(batch))
+            progress(len(rows))
         batch.clear()
 
     for item in items:
@@ -304,9 +316,14 @@ def _finite(value: float) -> float | None:
 
 
 def write_results(
-    out: Path, rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict
+    out: Path,
+    rows: Sequence[dict[str, Any]],
+    thumbnails: dict[str, str],
+    summary: dict,
+    kind: str = "score",
 ) -> None:
-    """results.csv, results.parquet, summary.json and report.html under `out` (each atomic)."""
+    """results.csv, results.parquet, summary.json and report.html under `out` (each atomic);
+    `kind` ("score" or "eval") titles the report."""
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +332,7 @@ def write_results(
     write_atomic(out / "results.parquet", lambda path: frame.to_parquet(path, index=False))
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     write_atomic(out / "summary.json", lambda path: Path(path).write_text(text, encoding="utf-8"))
-    report = render_report(rows, thumbnails, summary)
+    report = render_report(rows, thumbnails, summary, kind)
     write_atomic(out / "report.html", lambda path: Path(path).write_text(report, encoding="utf-8"))
 
 
@@ -324,17 +341,36 @@ def score(
     prompts: Path | None,
     out: Path,
     engine: OcrEngine,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Score `images` against `prompts` into `out`; returns the summary written to summary.json."""
+    """Score `images` against `prompts` into `out`; returns the summary written to summary.json.
+
+    Ctrl-C stops it with the transcripts read so far in the OCR cache, where the same command
+    finds them again."""
     if not images.exists() and not any(char in str(images) for char in "*?["):
         raise TextimgError(f"{images} does not exist")
     check_output_dir(out)
-    rows, thumbnails = score_items(iter_items(images, prompts), engine, progress=progress)
+    items, total = iter_items(images, prompts)
+    report = None if progress is None else lambda done: progress("reading", done, total)
+    rows: list[dict[str, Any]] = []
+    try:
+        rows, thumbnails = score_items(items, engine, progress=report, rows=rows)
+    except KeyboardInterrupt:
+        raise Interrupted(stopped_reading(len(rows), total, engine)) from None
     summary = summarize(rows)
     summary["ocr"] = engine.describe()
     write_results(out, rows, thumbnails, summary)
     return summary
+
+
+def stopped_reading(done: int, total: int | None, engine: OcrEngine) -> str:
+    """The line an OCR run stopped by Ctrl-C ends with: what it read and where that is kept."""
+    kept = (
+        "their transcripts are in the OCR cache, so the same command reads only the rest"
+        if engine.cache is not None
+        else "nothing is kept without the OCR cache"
+    )
+    return f"{done}{'' if total is None else f' of {total}'} images read; {kept}"
 
 
 def transcribe(
@@ -342,7 +378,7 @@ def transcribe(
     out: Path,
     engine: OcrEngine,
     batch_size: int = 64,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
     overwrite: bool = False,
 ) -> dict[str, int]:
     """Write `{"image": relpath, "text": ...}` lines for every image under `directory`.
@@ -366,7 +402,11 @@ def transcribe(
             _loaded(Item(p.relative_to(directory).as_posix(), "", str(p)), p)
             for p in paths[start : start + batch_size]
         ]
-        for item, text in zip(chunk, read_items(chunk, engine), strict=True):
+        try:
+            read = read_items(chunk, engine)
+        except KeyboardInterrupt:
+            raise Interrupted(stopped_reading(start, len(paths), engine)) from None
+        for item, text in zip(chunk, read, strict=True):
             if item.image is None:
                 counts["unreadable"] += 1
             elif text is None:
@@ -375,7 +415,7 @@ def transcribe(
                 lines.append(json.dumps({"image": item.key, "text": text}, ensure_ascii=False))
                 counts["written"] += 1
         if progress is not None:
-            progress(len(chunk))
+            progress("reading", start + len(chunk), len(paths))
     if not lines:
         raise TextimgError(
             f"no transcript to write: {counts['unreadable']} unreadable images, "
