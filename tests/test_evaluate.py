@@ -309,3 +309,25 @@ def test_eval_out_defaults_to_an_eval_folder():
     assert result.exit_code == 0
     out_line = next(line for line in result.output.splitlines() if "--out" in line)
     assert "[default: eval]" in out_line and "[required]" not in out_line
+
+
+def test_progress_counts_every_image_sampled_and_read(setup, tmp_path) -> None:
+    checkpoints, prompts = setup
+    calls: list[tuple[str, int, int | None]] = []
+    settings = ev.EvalSettings(ev.SamplingSettings(samples=2, steps=2), sample_batch=2)
+    ev.evaluate(
+        checkpoints,
+        prompts,
+        tmp_path,
+        StubEngine(),
+        settings,
+        progress=lambda *call: calls.append(call),
+    )
+    total = 2 * (4 * 2 + 2)  # two checkpoints x (four prompts x 2 samples + two bad lines)
+    for stage in ("sampling", "reading"):
+        done = [count for name, count, _ in calls if name == stage]
+        assert done == sorted(done) and done[-1] == total
+        assert {of for name, _, of in calls if name == stage} == {total}
+    # Each draw is read as soon as it is made, so reading does not wait for all sampling.
+    first_read = next(index for index, call in enumerate(calls) if call[0] == "reading")
+    assert any(name == "sampling" for name, _, _ in calls[first_read:])

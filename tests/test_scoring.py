@@ -136,3 +136,34 @@ def test_transcribe_writes_pack_format(tmp_path, draw_text) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines == [{"image": "sub/one.png", "text": "hello world"}]
+
+
+def test_progress_is_on_stderr_and_only_on_a_terminal(scored_folder, tmp_path) -> None:
+    root = scored_folder.parent
+    args = ["score", str(root / "images"), "--prompts", str(root / "prompts.jsonl")]
+    args += ["--cache-dir", str(root / "cache")]
+    for terminal in ("1", "0"):
+        out = ["--out", str(tmp_path / terminal)]
+        result = runner.invoke(app, [*args, *out], env={"TTY_COMPATIBLE": terminal})
+        assert result.exit_code == 0, result.output
+        assert ("reading" in result.stderr) == (terminal == "1")
+        assert "reading" not in result.stdout and "scored 3 of 5" in result.stdout
+
+
+def test_score_and_transcribe_report_progress_against_the_total(scored_folder, tmp_path) -> None:
+    calls: list[tuple[str, int, int | None]] = []
+    root = scored_folder.parent
+    engine = _FailingOnce(OcrSettings())
+    scoring.score(
+        root / "images",
+        root / "prompts.jsonl",
+        tmp_path / "s",
+        engine,
+        lambda *call: calls.append(call),
+    )
+    assert calls[-1] == ("reading", 5, 5)  # five prompts, one without an image
+    calls.clear()
+    scoring.transcribe(
+        root / "images", tmp_path / "t.jsonl", engine, 2, lambda *call: calls.append(call)
+    )
+    assert calls == [("reading", 2, 4), ("reading", 4, 4)]
