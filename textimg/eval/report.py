@@ -65,8 +65,8 @@ query.oninput = status.onchange = () => {
   const text = query.value.toLowerCase();
   let shown = 0;
   for (const row of rows) {
-    row.hidden = (status.value && row.dataset.status !== status.value)
-      || (text && !row.textContent.toLowerCase().includes(text));
+    row.hidden = Boolean((status.value && row.dataset.status !== status.value)
+      || (text && !row.textContent.toLowerCase().includes(text)));
     shown += !row.hidden;
   }
   document.getElementById("shown").textContent = shown;
