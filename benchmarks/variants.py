@@ -3,14 +3,13 @@
 Each variant is the recipe plus `--set`-style overrides. The models take turns (one training
 step each: forward, backward, AdamW, on random images, timesteps and transcripts), so a busy
 machine slows all of them alike and the ratio to the recipe holds where absolute img/s do not.
-Each model is laid out, autocast, optimised and compiled as the trainer does it on the CPU
-(`train.precision`, `train.memory_format`, `train.fused_optimizer`, `train.compile`) at its own
+Each model is laid out, optimised and compiled as the trainer does it on the CPU (fp32,
+`train.memory_format`, `train.fused_optimizer`, `train.compile`) at its own
 `train.batch_size` unless `--batch-size` is given. Also reports parameters, forward FLOPs per image
 (`torch.utils.flop_counter`) and the seconds of the untimed warm-up steps, where
 `torch.compile` pays its compile time: a budgeted run must win that back.
 
-    python benchmarks/variants.py cpu-proof-short "model.resample=interpolate" \\
-        "model.patch_size=2;model.model_channels=32;model.channel_mult=[1,2,2]"
+    python benchmarks/variants.py cpu-proof-short "model.text_resolutions=[8,16,32]"
     python benchmarks/variants.py cpu-proof-short --threads 2 --steps 40 \\
         "train.memory_format=contiguous;train.fused_optimizer=false" "train.batch_size=8"
     python benchmarks/variants.py cpu-proof-short --threads 2 --steps 40 "train.compile=true"
@@ -30,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from textimg.config import RunConfig, apply_overrides, load_recipe
 from textimg.model import build_model
-from textimg.train import autocast_for, uses_channels_last, uses_compile
+from textimg.train import uses_channels_last, uses_compile
 
 WARMUP_STEPS = 2  # untimed first steps per model: allocation, oneDNN primitives, compiling
 
@@ -104,8 +103,7 @@ def main() -> None:
         for run in runs:
             x, t, tokens = random_batch(run.config, run.batch)
             started = time.perf_counter()
-            with autocast_for(run.config.train, torch.device("cpu")):
-                loss = run.network(x, t, tokens).float().pow(2).mean()
+            loss = run.network(x, t, tokens).float().pow(2).mean()
             run.optimizer.zero_grad()
             loss.backward()
             run.optimizer.step()

@@ -1,16 +1,15 @@
 """Diffusion: schedules, noising, targets, respacing and the losses."""
 
-import dataclasses
-
 import pytest
 import torch
 
-from textimg.config import DiffusionConfig
-from textimg.diffusion import GaussianDiffusion, cosine_betas, linear_betas, text_pixel_mask
-from textimg.errors import TextimgError
+from textimg.config import DiffusionConfig, choices
+from textimg.diffusion import SCHEDULES, GaussianDiffusion, cosine_betas, linear_betas
 
 
 def test_schedules_are_valid() -> None:
+    """Every schedule a config may name has its betas, and each is a valid process."""
+    assert set(SCHEDULES) == set(choices("diffusion", "schedule"))
     for betas in (cosine_betas(1000), linear_betas(1000)):
         assert betas.shape == (1000,)
         assert (betas > 0).all() and (betas <= 0.999).all()
@@ -63,13 +62,6 @@ def test_hybrid_loss_trains_variance_only_through_vlb() -> None:
     assert output.grad[:, 3:].abs().sum() > 0
 
 
-def test_unknown_prediction_is_a_clear_error() -> None:
-    from textimg.errors import TextimgError
-
-    with pytest.raises(TextimgError, match="prediction"):
-        GaussianDiffusion.from_config(dataclasses.replace(DiffusionConfig(), prediction="x0"))
-
-
 def test_one_step_respacing_starts_from_pure_noise() -> None:
     short = GaussianDiffusion(cosine_betas(1000)).respace(1)
     assert short.timesteps.tolist() == [999]
@@ -106,8 +98,6 @@ def test_min_snr_is_off_by_default_and_survives_respacing() -> None:
     assert torch.equal(plain.loss_weights(torch.tensor([0, 999])), torch.ones(2))
     weighted = GaussianDiffusion.from_config(DiffusionConfig(prediction="v", min_snr_gamma=5.0))
     assert weighted.respace(10).min_snr_gamma == 5.0
-    with pytest.raises(TextimgError, match="min_snr_gamma"):
-        GaussianDiffusion(cosine_betas(10), min_snr_gamma=-1.0)
 
 
 def test_importance_sampling_draws_t_by_the_min_snr_weights_and_keeps_the_objective() -> None:
@@ -135,13 +125,6 @@ def test_importance_sampling_draws_t_by_the_min_snr_weights_and_keeps_the_object
     assert importance.respace(10).timestep_sampling == "importance"
 
 
-def test_importance_sampling_without_min_snr_or_an_unknown_sampling_is_a_clear_error() -> None:
-    with pytest.raises(TextimgError, match="min_snr_gamma > 0"):
-        GaussianDiffusion(cosine_betas(10), timestep_sampling="importance")
-    with pytest.raises(TextimgError, match="timestep_sampling"):
-        GaussianDiffusion(cosine_betas(10), timestep_sampling="lognormal")
-
-
 def test_self_conditioning_feeds_a_no_grad_drafts_x0_to_the_trained_pass() -> None:
     diffusion = GaussianDiffusion.from_config(DiffusionConfig(prediction="v"))
     weight = torch.tensor(0.5, requires_grad=True)
@@ -162,45 +145,3 @@ def test_self_conditioning_feeds_a_no_grad_drafts_x0_to_the_trained_pass() -> No
     draft = diffusion.interpret((weight * x_t).detach(), x_t, t).x0
     torch.testing.assert_close(calls[1][1], draft)
     assert not calls[1][1].requires_grad and not torch.allclose(losses["loss"], plain["loss"])
-
-
-def _glyph_image() -> torch.Tensor:
-    """A 2 x 1 x 12 x 12 batch: a dark 2 x 4 stroke on light gray, its mirror on dark gray."""
-    image = torch.full((2, 1, 12, 12), 0.4)
-    image[1] = -0.6
-    image[0, 0, 5:7, 3:7] = -0.9
-    image[1, 0, 5:7, 3:7] = 0.9
-    return image
-
-
-def test_text_pixel_mask_marks_the_glyph_and_its_edge_not_the_background() -> None:
-    mask = text_pixel_mask(_glyph_image())
-    assert mask.shape == (2, 1, 12, 12)
-    expected = torch.zeros(12, 12)
-    expected[4:8, 2:8] = 1  # the 2 x 4 stroke grown by one pixel on every side
-    for image_mask in mask[:, 0]:
-        torch.testing.assert_close(image_mask, expected)
-
-
-def test_text_loss_weight_counts_errors_on_text_pixels_more() -> None:
-    x0, t = _glyph_image(), torch.tensor([300, 300])
-    noise = torch.randn_like(x0)
-    plain = GaussianDiffusion(cosine_betas(1000), prediction="v")
-    weighted = GaussianDiffusion.from_config(DiffusionConfig(prediction="v", text_loss_weight=4.0))
-    text = text_pixel_mask(x0).expand_as(x0).bool()
-
-    def losses(diffusion: GaussianDiffusion, error_on: torch.Tensor) -> torch.Tensor:
-        def model(x, steps, tokens):
-            return diffusion.target(x0, t, noise) + 0.5 * error_on.float()
-
-        return diffusion.training_losses(model, x0, t, None, noise)["loss"]
-
-    for error_on, compare in ((text, torch.gt), (~text, torch.lt)):
-        assert compare(losses(weighted, error_on), losses(plain, error_on)).all()
-    # Off (the default), the loss is the plain per-image mean squared error.
-    off = GaussianDiffusion.from_config(DiffusionConfig(prediction="v"))
-    torch.testing.assert_close(losses(off, text), losses(plain, text))
-    torch.testing.assert_close(losses(plain, text), (0.25 * text.float()).mean(dim=(1, 2, 3)))
-    assert weighted.respace(10).text_loss_weight == 4.0
-    with pytest.raises(TextimgError, match="text_loss_weight"):
-        GaussianDiffusion(cosine_betas(10), text_loss_weight=-1.0)

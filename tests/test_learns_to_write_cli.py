@@ -28,10 +28,10 @@ def trained_config(task):
 
 def test_steps_guidance_and_overrides_reach_the_task() -> None:
     bench = load_benchmark()
-    task = bench.configured(bench.TASKS["short"], 2000, [1.0, 5.0], ["model.resample=interpolate"])
+    task = bench.configured(bench.TASKS["short"], 2000, [1.0, 5.0], ["model.pooled_text=true"])
     assert task.steps == task.total_steps() == 2000
     assert task.guidance == (1.0, 5.0)
-    assert task.overrides[-2:] == ("model.resample=interpolate", "train.decay_steps=2000")
+    assert task.overrides[-2:] == ("model.pooled_text=true", "train.decay_steps=2000")
     assert trained_config(task).train.max_minutes == 26  # the 30-minute budget stays
     assert task.sample_steps == bench.TASKS["short"].sample_steps
     short, lines = bench.TASKS["short"], bench.TASKS["lines"]

@@ -83,18 +83,15 @@ def test_memory_layout_changes_speed_not_training(tmp_path: Path, data: Path) ->
         train(micro_config(data, memory_format="nhwc"), tmp_path / "bad")
 
 
-def test_bf16_precision_trains_close_to_fp32_with_fp32_weights(tmp_path: Path, data: Path) -> None:
-    """`train.precision = "bf16"` autocasts the step on the CPU too: the loss differs from fp32 by
-    bf16 rounding only, the weights stay fp32, and the layout falls back to contiguous."""
-    half = train(micro_config(data, steps=3, precision="bf16"), tmp_path / "bf16")
-    full = train(micro_config(data, steps=3, precision="fp32"), tmp_path / "fp32")
-    assert losses(tmp_path / "bf16") != losses(tmp_path / "fp32")  # autocast was really on
-    assert losses(tmp_path / "bf16") == pytest.approx(losses(tmp_path / "fp32"), rel=0.05)
-    assert all(p.dtype == torch.float32 for p in half.parameters())
-    assert all(k.is_contiguous() for k in conv_kernels(half))
-    assert not any(k.is_contiguous() for k in conv_kernels(full))  # fp32 keeps channels-last
-    with pytest.raises(TextimgError, match="precision"):
-        train(micro_config(data, precision="fp16"), tmp_path / "bad")
+def test_zero_means_off_for_checkpoint_cadence_and_gradient_clipping(
+    tmp_path: Path, data: Path
+) -> None:
+    """`train.checkpoint_every = 0` checkpoints only the last step; `train.grad_clip = 0` clips
+    nothing (the same training as an unreachable clip), not every gradient to zero."""
+    train(micro_config(data, steps=3, checkpoint_every=0, grad_clip=0.0), tmp_path / "off")
+    train(micro_config(data, steps=3, checkpoint_every=3, grad_clip=1e9), tmp_path / "far")
+    assert read_checkpoint(tmp_path / "off" / "checkpoint.pt")["step"] == 3
+    assert losses(tmp_path / "off") == losses(tmp_path / "far")
 
 
 def fixed_loss(model: torch.nn.Module, config: RunConfig, images: torch.Tensor) -> float:

@@ -10,7 +10,7 @@ from textimg.config import ModelConfig, RunConfig, SuperResConfig
 from textimg.errors import TextimgError
 from textimg.model import build_model
 from textimg.model.tokenizer import CharTokenizer
-from textimg.model.unet import ResBlock, SelfAttention, UNet
+from textimg.model.unet import SelfAttention, UNet
 from textimg.model.weave import WeaveAttention
 
 SMALL = ModelConfig(
@@ -112,48 +112,6 @@ def test_runs_under_bf16_autocast_like_the_gpu_path() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(2, 3, 16, 16), torch.tensor([1.0, 500.0]), tokens("ab", ""))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
-
-
-def test_patch_size_folds_pixels_into_channels_and_back() -> None:
-    """patch_size 2 at 32 px runs the U-Net at 16 px: the same levels and text resolutions as an
-    unpatched 16 px model, and a full-size output (base and super-resolution alike)."""
-    patched = dataclasses.replace(SMALL, image_size=32, patch_size=2)
-    model = make_unet(patched)
-    assert sorted(model.position_embeddings) == ["16", "8"]
-    x, t = torch.randn(2, 3, 32, 32), torch.tensor([3.0, 800.0])
-    with torch.no_grad():
-        out = model(x, t, tokens("ab", "cd"))
-        assert out.shape == (2, 3, 32, 32)
-        # Each pixel of a 2x2 patch has its own output channel, not one value upsampled.
-        assert not torch.allclose(out[..., 0::2, 0::2], out[..., 1::2, 1::2])
-    super_res = RunConfig(model=patched, super_resolution=SuperResConfig(low_res_size=16))
-    low_res = torch.randn(2, 3, 16, 16)
-    assert build_model(super_res)(x, t, tokens("ab", "cd"), low_res=low_res).shape == x.shape
-
-
-def test_patch_size_must_divide_the_image() -> None:
-    with pytest.raises(TextimgError, match="patch_size 3"):
-        make_unet(dataclasses.replace(SMALL, patch_size=3))
-
-
-def test_interpolate_resampling_has_no_resampling_resblocks() -> None:
-    """resample = "interpolate" pools and upsamples without weights: no ResBlock changes size,
-    fewer parameters, the same levels and output, and the text still changes the output."""
-    plain = make_unet(dataclasses.replace(SMALL, resample="interpolate"))
-    assert all(block.resample is None for block in plain.modules() if isinstance(block, ResBlock))
-    full = make_unet()
-    assert sum(p.numel() for p in plain.parameters()) < sum(p.numel() for p in full.parameters())
-    assert sorted(plain.position_embeddings) == sorted(full.position_embeddings)
-    x, t = torch.randn(2, 3, 16, 16), torch.tensor([3.0, 800.0])
-    with torch.no_grad():
-        out = plain(x, t, tokens("ab", "cd"))
-        assert out.shape == x.shape
-        assert not torch.allclose(out, plain(x, t, tokens("xy", "zw")))
-
-
-def test_unknown_resample_mode_is_a_clear_error() -> None:
-    with pytest.raises(TextimgError, match="model.resample must be one of"):
-        make_unet(dataclasses.replace(SMALL, resample="strided"))
 
 
 def test_pooled_text_reaches_the_network_without_any_attention() -> None:

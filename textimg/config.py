@@ -5,7 +5,11 @@ A run is described by a `RunConfig` grouping `ModelConfig`, `DiffusionConfig`, `
 (`textimg/recipes/*.toml`) set fields by section; a recipe may name another with
 `extends = "base"` and override only what differs. The command line overrides single fields as
 `section.field=value` strings, checked against the field's type, so a typo or a wrong type is
-a clear `TextimgError` instead of a silently ignored setting. `to_dict`/`from_dict` round-trip
+a clear `TextimgError` instead of a silently ignored setting. Each field also declares its rule
+next to it: a fixed set of values (`_choice`, listed by `choices` for the command line's help) or
+a range (`_bounded`; where 0 is allowed, the field's comment says what it means). Every rule is
+checked whenever a config is made, so a bad recipe or override fails at load, before any model
+is built, in one line that names the setting and what it allows. `to_dict`/`from_dict` round-trip
 the whole config, which is saved as `config.json` in every run directory and inside every
 checkpoint, so a checkpoint rebuilds its model with nothing else.
 """
@@ -22,7 +26,8 @@ from typing import Any
 
 import tomllib
 
-from textimg.errors import TextimgError
+from textimg.distributed import DEVICES
+from textimg.errors import TextimgError, check_choice
 
 SAMPLERS = ("ddim", "ancestral")
 """The samplers `textimg.sampling.SAMPLERS` runs, by name: kept here so that offering them (the
@@ -30,32 +35,117 @@ command line's `--sampler`) needs no torch; tests/test_cli.py checks that the tw
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class _Bounds:
+    """The range a numeric setting must lie in; None leaves that side open."""
+
+    at_least: float | None = None
+    above: float | None = None
+    below: float | None = None
+    at_most: float | None = None
+
+    def admits(self, value: float) -> bool:
+        return value == value and not (  # NaN is in no range
+            (self.at_least is not None and value < self.at_least)
+            or (self.above is not None and value <= self.above)
+            or (self.below is not None and value >= self.below)
+            or (self.at_most is not None and value > self.at_most)
+        )
+
+    def __str__(self) -> str:
+        if self.at_least is not None and self.at_most is not None:
+            return f"between {self.at_least:g} and {self.at_most:g}"
+        parts = [
+            f"{words} {limit:g}"
+            for words, limit in (
+                ("at least", self.at_least),
+                ("above", self.above),
+                ("below", self.below),
+                ("at most", self.at_most),
+            )
+            if limit is not None
+        ]
+        return " and ".join(parts)
+
+
+def _choice(*values: Any) -> Any:
+    """A setting with a fixed set of values, the first its default: checked whenever a config is
+    made (a recipe, an override, a saved run) and listed by `choices`."""
+    return field(default=values[0], metadata={"choices": values})
+
+
+def _bounded(
+    default: Any,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> Any:
+    """A number (or each number of a list) held to a range, checked like `_choice`."""
+    bounds = _Bounds(at_least=at_least, above=above, below=below, at_most=at_most)
+    return field(default=default, metadata={"bounds": bounds})
+
+
+class _Checked:
+    """Every field's declared rule, then the rules between fields, checked when an instance is
+    made: a bad value fails in one line naming the setting before any model is built."""
+
+    def __post_init__(self) -> None:
+        section = _SECTION_NAMES[type(self)]
+        for spec in dataclasses.fields(self):
+            name, value = f"{section}.{spec.name}", getattr(self, spec.name)
+            if "choices" in spec.metadata:
+                allowed = spec.metadata["choices"]
+                spelled = [_spelled(choice) for choice in allowed]
+                check_choice(name, _spelled(value), spelled)
+                # A recipe's "true" and its true are one setting; keep the declared value.
+                object.__setattr__(self, spec.name, allowed[spelled.index(_spelled(value))])
+            bounds = spec.metadata.get("bounds")
+            numbers = value if isinstance(value, tuple) else (value,)
+            if bounds is not None and not all(bounds.admits(number) for number in numbers):
+                subject = f"every entry of {name}" if isinstance(value, tuple) else name
+                raise TextimgError(f"{subject} must be {bounds}, not {_spelled(value)}")
+        self._check_together(section)
+
+    def _check_together(self, section: str) -> None:
+        """Rules that tie fields of one section together; none unless a section has some."""
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Checked):
     """The U-Net, its text encoder and the weave attention between them (see docs/training.md)."""
 
-    image_size: int = 32
-    image_channels: int = 1  # 1 for grayscale, 3 for RGB; grayscale data can feed an RGB model
-    patch_size: int = 1  # pixels per side folded into channels before the first conv (1 = none)
-    model_channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2, 2)
-    num_res_blocks: int = 1
-    resample: str = "resblock"  # resblock (BigGAN, ADM) | interpolate (pooling, nearest; cheaper)
-    attention_resolutions: tuple[int, ...] = (8,)  # spatial sizes with self-attention
-    text_resolutions: tuple[int, ...] = (8, 16)  # spatial sizes with weave attention (decoder)
-    head_channels: int = 32  # channels per self-attention head
-    norm_groups: int = 32  # GroupNorm groups, reduced to a divisor of the width where needed
-    dropout: float = 0.0
-    text_dim: int = 64
-    text_depth: int = 1
-    text_head_channels: int = 32
-    text_ff_mult: int = 2
-    context_length: int = 64  # tokens including start and end; the post used 384
-    max_lines: int = 32
-    relative_buckets: int = 32  # T5 relative position bias
-    relative_max_distance: int = 128
-    cross_attention_head_channels: int = 32  # the post used 128-channel heads
-    weave_ff_mult: int = 2
-    conditioning: str = "weave"  # weave (the post) | glide (text as extra self-attention keys)
+    image_size: int = _bounded(32, at_least=1)
+    # 1 for grayscale, 3 for RGB; grayscale data can feed an RGB model
+    image_channels: int = _choice(1, 3)
+    model_channels: int = _bounded(32, at_least=1)
+    channel_mult: tuple[int, ...] = _bounded((1, 2, 2), at_least=1)  # width per level, outer first
+    num_res_blocks: int = _bounded(1, at_least=1)
+    # spatial sizes with self-attention besides the middle block's; empty = none
+    attention_resolutions: tuple[int, ...] = _bounded((8,), at_least=1)
+    # spatial sizes with weave attention (decoder); empty = the transcript only through
+    # `pooled_text` (or nowhere)
+    text_resolutions: tuple[int, ...] = _bounded((8, 16), at_least=1)
+    head_channels: int = _bounded(32, at_least=1)  # channels per self-attention head
+    # GroupNorm groups, reduced to a divisor of the width where needed
+    norm_groups: int = _bounded(32, at_least=1)
+    dropout: float = _bounded(0.0, at_least=0, below=1)  # 0 = off
+    text_dim: int = _bounded(64, at_least=1)
+    text_depth: int = _bounded(1, at_least=1)
+    text_head_channels: int = _bounded(32, at_least=1)
+    text_ff_mult: int = _bounded(2, at_least=1)
+    # tokens including start and end (so at least one character); the post used 384
+    context_length: int = _bounded(64, at_least=3)
+    max_lines: int = _bounded(32, at_least=1)
+    # T5 relative position bias: half the buckets per direction, the first half of those exact
+    # distances, the rest log-spaced up to relative_max_distance
+    relative_buckets: int = _bounded(32, at_least=4)
+    relative_max_distance: int = _bounded(128, at_least=1)
+    # the post used 128-channel heads
+    cross_attention_head_channels: int = _bounded(32, at_least=1)
+    weave_ff_mult: int = _bounded(2, at_least=1)
+    # weave (the post) | glide (text as extra self-attention keys, benchmarks/attention.py)
+    conditioning: str = _choice("weave", "glide")
     # also add the masked mean of the encoder output, through an MLP, to the timestep embedding,
     # so every ResBlock's scale-shift sees the transcript (Imagen; GLIDE adds its last token)
     pooled_text: bool = False
@@ -63,95 +153,142 @@ class ModelConfig:
     # from a no-grad pass on half the training steps and from the previous step when sampling
     self_condition: bool = False
     # feature-map sides whose U-Net blocks recompute their activations in the backward pass
-    # instead of storing them (activation checkpointing), e.g. [256] for `sr`'s outer level
-    checkpoint_resolutions: tuple[int, ...] = ()
+    # instead of storing them (activation checkpointing), e.g. [256] for `sr`'s outer level;
+    # empty = none
+    checkpoint_resolutions: tuple[int, ...] = _bounded((), at_least=1)
+
+    def _check_together(self, section: str) -> None:
+        if not self.channel_mult:
+            raise TextimgError(f"{section}.channel_mult must name at least one level")
+        halvings = 2 ** (len(self.channel_mult) - 1)
+        if self.image_size % halvings:
+            raise TextimgError(
+                f"{section}.image_size {self.image_size} must be a multiple of {halvings}: "
+                f"{section}.channel_mult has {len(self.channel_mult)} levels, each half the last"
+            )
+        if self.relative_max_distance <= self.relative_buckets // 4:
+            raise TextimgError(
+                f"{section}.relative_max_distance must be above relative_buckets / 4 "
+                f"({self.relative_buckets // 4}), where the exact distances end"
+            )
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(_Checked):
     """The noising process and the training objective (improved-diffusion, Nichol & Dhariwal)."""
 
-    steps: int = 1000
-    schedule: str = "cosine"  # cosine | linear
-    prediction: str = "eps"  # eps | v
+    steps: int = _bounded(1000, at_least=1)
+    schedule: str = _choice("cosine", "linear")
+    prediction: str = _choice("eps", "v")
     learned_variance: bool = False  # learned-range sigma with the hybrid loss
-    vlb_weight: float = 1e-3  # lambda of L_simple + lambda * L_vlb
-    text_dropout: float = 0.1  # classifier-free guidance: share of null transcripts in training
-    min_snr_gamma: float = 0.0  # Min-SNR-gamma loss weights (Hang et al. 2023); 0 = plain MSE
+    vlb_weight: float = _bounded(1e-3, above=0)  # lambda of L_simple + lambda * L_vlb
+    # classifier-free guidance: share of null transcripts in training; 0 = none (no guidance)
+    text_dropout: float = _bounded(0.1, at_least=0, below=1)
+    # Min-SNR-gamma loss weights (Hang et al. 2023); 0 = off, the plain MSE
+    min_snr_gamma: float = _bounded(0.0, at_least=0)
     # uniform | importance: t drawn in proportion to the Min-SNR weights, each sample then weighted
     # equally; the same objective with lower gradient variance (needs min_snr_gamma > 0)
-    timestep_sampling: str = "uniform"
-    # > 0: each image's MSE counts its text pixels (those off the flat background) 1 + w times
-    text_loss_weight: float = 0.0
+    timestep_sampling: str = _choice("uniform", "importance")
+
+    def _check_together(self, section: str) -> None:
+        if self.timestep_sampling == "importance" and not self.min_snr_gamma:
+            raise TextimgError(
+                f"{section}.timestep_sampling = 'importance' draws t by the Min-SNR weights, so "
+                f"it needs {section}.min_snr_gamma > 0 (with plain weights it is uniform sampling)"
+            )
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Checked):
     """Optimisation, logging and checkpoint cadence. All counts are optimizer steps."""
 
-    steps: int = 3000  # the step the run ends at; --resume continues to it
-    batch_size: int = 64  # per process and micro-step
-    grad_accum: int = 1
-    lr: float = 2e-3
-    warmup_steps: int = 100
-    decay_steps: int = 3000  # cosine decay horizon, independent of `steps` so resume is exact
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.0  # applied to matrices only, never to norms, embeddings or gains
-    beta1: float = 0.9
-    beta2: float = 0.999
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    ema_warmup_power: float = 0.75  # decay_t = min(ema_decay, 1 - (1 + t)^-power)
-    seed: int = 0
-    log_every: int = 1
-    checkpoint_every: int = 500
-    sample_every: int = 500  # 0 disables the sample grids
+    steps: int = _bounded(3000, at_least=1)  # the step the run ends at; --resume continues to it
+    batch_size: int = _bounded(64, at_least=1)  # per process and micro-step
+    grad_accum: int = _bounded(1, at_least=1)  # micro-steps per optimizer step; 1 = none
+    lr: float = _bounded(2e-3, at_least=0)  # 0 = the weights stay as they start
+    warmup_steps: int = _bounded(100, at_least=0)  # 0 = no warmup
+    # cosine decay horizon, independent of `steps` so resume is exact
+    decay_steps: int = _bounded(3000, at_least=1)
+    # the lr the cosine ends at, as a share of `lr`: 0 = decays to zero, 1 = constant
+    min_lr_ratio: float = _bounded(0.1, at_least=0, at_most=1)
+    # applied to matrices only, never to norms, embeddings or gains; 0 = off
+    weight_decay: float = _bounded(0.0, at_least=0)
+    beta1: float = _bounded(0.9, at_least=0, below=1)  # 0 = no momentum
+    beta2: float = _bounded(0.999, at_least=0, below=1)
+    grad_clip: float = _bounded(1.0, at_least=0)  # largest gradient norm; 0 = no clipping
+    # 0 = the EMA weights are the raw weights (no averaging)
+    ema_decay: float = _bounded(0.999, at_least=0, below=1)
+    # decay_t = min(ema_decay, 1 - (1 + t)^-power)
+    ema_warmup_power: float = _bounded(0.75, above=0)
+    seed: int = 0  # any integer, 0 included
+    log_every: int = _bounded(1, at_least=1)
+    # 0 = only at the last step (and when a run is stopped or out of time)
+    checkpoint_every: int = _bounded(500, at_least=0)
+    sample_every: int = _bounded(500, at_least=0)  # 0 = no sample grids
     sample_prompts: tuple[str, ...] = ("ab", "xyz", "Hi")
-    sample_steps: int = 25
-    sample_guidance: float = 2.0
+    sample_steps: int = _bounded(25, at_least=1)
+    # 1 = no guidance, 0 = the unconditional model
+    sample_guidance: float = _bounded(2.0, at_least=0)
     # torch.compile the model: "auto" = on CUDA (no graph breaks, text padded to a few fixed
     # lengths, so it compiles once per length), not on the CPU, where compiling cost 159 s for an
     # 11% faster step (docs/benchmarks.md)
-    compile: bool | str = "auto"  # auto | true | false
-    # auto = bf16 autocast on CUDA, fp32 on the CPU, where bf16 trained cpu-proof-short no faster
-    # on a 2-core avx512_bf16 EPYC (0.94-1.00x, docs/benchmarks.md); CPUs with AMX may differ
-    precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights, AdamW and EMA stay fp32)
-    # auto = channels-last weights for fp32 on the CPU, where oneDNN trains cpu-proof-short 1.07x
-    # faster (1.18x with the fused AdamW), else contiguous: under bf16 on the CPU channels-last
-    # loses its lead (session 13), and on CUDA it was not measured
-    memory_format: str = "auto"  # auto | channels_last | contiguous
+    compile: bool | str = _choice("auto", True, False)
+    # auto = channels-last weights on the CPU, where oneDNN trains cpu-proof-short 1.07x faster
+    # (1.18x with the fused AdamW, docs/benchmarks.md), contiguous on CUDA (not measured there).
+    # The step itself runs under bf16 autocast on CUDA and in fp32 on the CPU, where bf16 trained
+    # no faster (0.94-1.00x, docs/training.md)
+    memory_format: str = _choice("auto", "channels_last", "contiguous")
     fused_optimizer: bool = True  # one AdamW kernel for all tensors (a loop per tensor if false)
-    device: str = "auto"  # auto | cpu | cuda
-    max_minutes: float = 0.0  # stop (checkpoint first) after this much training time; 0 = no limit
+    # auto = the local GPU when there is one, else the CPU (CUDA_VISIBLE_DEVICES picks a GPU)
+    device: str = _choice(*DEVICES)
+    # stop (checkpoint first) after this much training time; 0 = no limit
+    max_minutes: float = _bounded(0.0, at_least=0)
+
+    def _check_together(self, section: str) -> None:
+        if self.sample_every and not self.sample_prompts:
+            raise TextimgError(
+                f"{section}.sample_prompts is empty but {section}.sample_every is "
+                f"{self.sample_every}: give prompts, or set sample_every = 0 for no sample grids"
+            )
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Checked):
     """Where images come from; `reader.py` owns how they are read."""
 
     shards: tuple[str, ...] = ()  # directories, tar files or globs, one per source
-    weights: tuple[float, ...] = ()  # mixing weight per source; empty means equal
-    num_workers: int = 0  # DataLoader workers per process
-    shuffle_buffer: int = 256  # samples held per source for shuffling
+    # mixing weight per source (0 = not drawn); empty means equal
+    weights: tuple[float, ...] = ()
+    # DataLoader workers per process; 0 = read in the training process itself
+    num_workers: int = _bounded(0, at_least=0)
+    # samples held per source for shuffling; 1 = no shuffling
+    shuffle_buffer: int = _bounded(256, at_least=1)
 
 
 @dataclass(frozen=True)
-class SuperResConfig:
+class SuperResConfig(_Checked):
     """The super-resolution stage of the cascade (the post's "embiggening"); off for base models.
 
     With `low_res_size > 0` the network also reads a low-res image, upsampled inside the model and
     concatenated to the noisy one. Training pairs are made from the high-res data on the fly.
     """
 
-    low_res_size: int = 0  # side of the low-res input; 0 = a base model
-    upsample: str = "bilinear"  # bilinear (the original) | bicubic (antialiased)
-    downsample: str = "area"  # how training inputs are made: area (the original) | bicubic
-    blur_prob: float = 0.0  # share of training inputs blurred (Gaussian, kernel 5)
-    blur_sigma: tuple[float, ...] = (0.4, 0.6)  # sigma range of that blur (the original's)
+    low_res_size: int = _bounded(0, at_least=0)  # side of the low-res input; 0 = a base model
+    # how the model enlarges its low-res input: bilinear (the original) | bicubic (antialiased)
+    upsample: str = _choice("bilinear", "bicubic")
+    # how training inputs are made: area (the original) | bicubic
+    downsample: str = _choice("area", "bicubic")
+    # share of training inputs blurred (Gaussian, kernel 5); 0 = none
+    blur_prob: float = _bounded(0.0, at_least=0, at_most=1)
+    # sigma range of that blur (the original's)
+    blur_sigma: tuple[float, ...] = _bounded((0.4, 0.6), above=0)
     noise_conditioning: bool = False  # noise the low-res input, tell the model how much
-    noise_max_step: int = 1000  # training: augmentation step drawn from [0, noise_max_step)
-    sample_noise_step: int = 100  # sampling: fixed augmentation step of the low-res input
-    outer_lr_scale: float = 1.0  # lr multiplier of the new outer levels (the sandwich's bread)
+    # training: augmentation step drawn from [0, noise_max_step)
+    noise_max_step: int = _bounded(1000, at_least=1)
+    # sampling: fixed augmentation step of the low-res input; 0 = the least noise
+    sample_noise_step: int = _bounded(100, at_least=0)
+    # lr multiplier of the new outer levels (the sandwich's bread)
+    outer_lr_scale: float = _bounded(1.0, above=0)
 
 
 @dataclass(frozen=True)
@@ -164,6 +301,19 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     super_resolution: SuperResConfig = field(default_factory=SuperResConfig)
 
+    def __post_init__(self) -> None:
+        """The rules between sections: step counts within the diffusion process, where used."""
+        steps, sr = self.diffusion.steps, self.super_resolution
+        if self.train.sample_every and self.train.sample_steps > steps:
+            raise TextimgError(
+                f"train.sample_steps {self.train.sample_steps} is more than diffusion.steps {steps}"
+            )
+        if sr.low_res_size and sr.noise_conditioning and sr.noise_max_step > steps:
+            raise TextimgError(
+                f"super_resolution.noise_max_step {sr.noise_max_step} is more than "
+                f"diffusion.steps {steps}"
+            )
+
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -172,6 +322,27 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "super_resolution": SuperResConfig,
 }
+_SECTION_NAMES = {cls: name for name, cls in SECTIONS.items()}
+
+RETIRED: dict[str, Any] = {
+    "model.patch_size": 1,
+    "model.resample": "resblock",
+    "diffusion.text_loss_weight": 0.0,
+    "train.precision": "auto",
+}
+"""Settings textimg no longer has, each with the value whose behaviour it kept. A config saved
+before (`config.json`, a checkpoint) that holds that value still loads; any other value is
+refused, since textimg can no longer build what it describes (docs/training.md, "What helped")."""
+
+
+def choices(section: str, name: str) -> tuple[str, ...]:
+    """The values `section.name` allows, spelled as in a recipe or `--set` (`true`, `3`), the
+    default first; () for a setting that takes any value of its type."""
+    cls = SECTIONS.get(section)
+    spec = next((f for f in dataclasses.fields(cls) if f.name == name), None) if cls else None
+    if spec is None:
+        raise TextimgError(f"unknown setting {section}.{name}")
+    return tuple(_spelled(choice) for choice in spec.metadata.get("choices", ()))
 
 
 def to_dict(config: RunConfig) -> dict[str, dict[str, Any]]:
@@ -194,8 +365,9 @@ def from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
         values = data.get(name, {})
         if not isinstance(values, dict):
             raise TextimgError(f"config section [{name}] must be a table")
+        kept = {key: value for key, value in values.items() if not _retired(name, key, value)}
         sections[name] = dataclasses.replace(
-            current, **{key: _checked(cls, key, value, name) for key, value in values.items()}
+            current, **{key: _checked(cls, key, value, name) for key, value in kept.items()}
         )
     return RunConfig(**sections)
 
@@ -253,6 +425,29 @@ def _read_recipe(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
     for section, values in data.items():
         merged.setdefault(section, {}).update(values)
     return merged
+
+
+def _retired(section: str, name: str, value: Any) -> bool:
+    """Whether `section.name` is a retired setting at the value textimg kept (then it is dropped);
+    a retired setting at any other value is refused."""
+    setting = f"{section}.{name}"
+    if setting not in RETIRED:
+        return False
+    if value != RETIRED[setting]:
+        raise TextimgError(
+            f'{setting} was removed from textimg (docs/training.md, "What helped"); only its '
+            f"former default {_spelled(RETIRED[setting])} still loads, not {_spelled(value)}"
+        )
+    return True
+
+
+def _spelled(value: Any) -> str:
+    """A setting's value as a recipe or `--set` writes it: true, 3, [1, 2], cosine."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return f"[{', '.join(_spelled(item) for item in value)}]"
+    return str(value)
 
 
 def _parse_literal(raw: str) -> Any:

@@ -16,11 +16,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from textimg.config import DiffusionConfig
-from textimg.errors import TextimgError, check_choice
+from textimg.errors import TextimgError
 
 
 def cosine_betas(steps: int, offset: float = 0.008) -> torch.Tensor:
@@ -40,27 +39,12 @@ def linear_betas(steps: int) -> torch.Tensor:
 
 
 SCHEDULES = {"cosine": cosine_betas, "linear": linear_betas}
-PREDICTIONS = ("eps", "v")
-TIMESTEP_SAMPLINGS = ("uniform", "importance")
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """values[t] as float32 shaped to broadcast over image `like`."""
     out = values.to(t.device)[t].float()
     return out.view(-1, *([1] * (like.dim() - 1)))
-
-
-def text_pixel_mask(x0: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
-    """1 on the pixels of a clean image that are not its flat background, grown by one pixel.
-
-    The background is the median of the image's border, which text rarely covers; a pixel whose
-    value (in [-1, 1]) differs from it by more than `threshold` is ink, and the 3x3 dilation adds
-    the anti-aliased edge that decides whether a stroke reads as 7 or Z. Shape (B, 1, H, W).
-    """
-    border = torch.cat([x0[..., 0, :], x0[..., -1, :], x0[..., 1:-1, 0], x0[..., 1:-1, -1]], dim=-1)
-    background = border.median(dim=-1).values[..., None, None]
-    ink = ((x0 - background).abs() > threshold).amax(dim=1, keepdim=True).float()
-    return F.max_pool2d(ink, 3, stride=1, padding=1)
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
@@ -103,7 +87,10 @@ class Prediction:
 
 
 class GaussianDiffusion:
-    """A discrete diffusion process; `timesteps[i]` is the original timestep of step i."""
+    """A discrete diffusion process; `timesteps[i]` is the original timestep of step i.
+
+    The settings come checked from `DiffusionConfig` (`from_config`, `respace`).
+    """
 
     def __init__(
         self,
@@ -114,17 +101,12 @@ class GaussianDiffusion:
         timesteps: torch.Tensor | None = None,
         min_snr_gamma: float = 0.0,
         timestep_sampling: str = "uniform",
-        text_loss_weight: float = 0.0,
     ) -> None:
-        check_choice("prediction", prediction, PREDICTIONS)
-        check_choice("timestep_sampling", timestep_sampling, TIMESTEP_SAMPLINGS)
         self.betas = betas.double()
         self.num_steps = len(betas)
         self.prediction = prediction
         self.learned_variance = learned_variance
         self.vlb_weight = vlb_weight
-        if min_snr_gamma < 0:
-            raise TextimgError(f"min_snr_gamma must be 0 (off) or positive, not {min_snr_gamma}")
         self.min_snr_gamma = min_snr_gamma
         self.timesteps = timesteps if timesteps is not None else torch.arange(self.num_steps)
         alphas = 1 - self.betas
@@ -153,17 +135,7 @@ class GaussianDiffusion:
         # weights and divides each sample's weight by its density, so every sample of a batch
         # carries the same weight: the same objective as uniform t, but without the ~40% of a
         # Min-SNR-5 batch whose weights are under 0.2 and add compute but little gradient.
-        if timestep_sampling == "importance" and not min_snr_gamma:
-            raise TextimgError(
-                "timestep_sampling = 'importance' draws t by the Min-SNR weights, so it needs "
-                "min_snr_gamma > 0 (with plain weights it is uniform sampling)"
-            )
         self.timestep_sampling = timestep_sampling
-        if text_loss_weight < 0:
-            raise TextimgError(
-                f"text_loss_weight must be 0 (off) or positive, not {text_loss_weight}"
-            )
-        self.text_loss_weight = text_loss_weight
         density = (
             self.loss_weight.double()
             if timestep_sampling == "importance"
@@ -178,7 +150,6 @@ class GaussianDiffusion:
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
-        check_choice("schedule", config.schedule, SCHEDULES)
         return cls(
             SCHEDULES[config.schedule](config.steps),
             prediction=config.prediction,
@@ -186,7 +157,6 @@ class GaussianDiffusion:
             vlb_weight=config.vlb_weight,
             min_snr_gamma=config.min_snr_gamma,
             timestep_sampling=config.timestep_sampling,
-            text_loss_weight=config.text_loss_weight,
         )
 
     def respace(self, count: int) -> GaussianDiffusion:
@@ -210,7 +180,6 @@ class GaussianDiffusion:
             timesteps=self.timesteps[keep],
             min_snr_gamma=self.min_snr_gamma,
             timestep_sampling=self.timestep_sampling,
-            text_loss_weight=self.text_loss_weight,
         )
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -305,14 +274,7 @@ class GaussianDiffusion:
             model_inputs["self_cond"] = self.interpret(draft.float(), x_t, t).x0
         output = model(x_t, steps, tokens, **model_inputs)
         channels = x0.shape[1]
-        error = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2)
-        if self.text_loss_weight:
-            # Each image's mean squared error with its text pixels counted 1 + w times: the
-            # glyphs are a small share of a flat image, and their shape is what OCR reads.
-            weights = 1 + self.text_loss_weight * text_pixel_mask(x0.float())
-            mse = (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * channels)
-        else:
-            mse = error.mean(dim=(1, 2, 3))
+        mse = (output[:, :channels].float() - self.target(x0, t, noise)).pow(2).mean(dim=(1, 2, 3))
         losses = {"mse": mse, "loss": self.loss_weights(t) * mse}
         if self.learned_variance:
             # The VLB trains only the variance: the mean channels are detached (iDDPM section 3.1).

@@ -9,17 +9,6 @@ Blocks keep improved-diffusion's names (`input_blocks.N`, `middle_block`, `outpu
 the super-resolution model is this class with more input channels and one more outer level,
 warm-started by shifting `input_blocks` indices (the post's "sandwich", `textimg.warm_start`).
 
-`patch_size = p` folds p x p pixel blocks into channels on the way in and unfolds them on the way
-out, so every level runs at 1/p the resolution: cheaper where thin full-resolution convolutions
-dominate (a CPU), at some cost in how fast text binds (docs/learns_to_write.md, session 4).
-
-`resample = "interpolate"` replaces the resampling ResBlocks with parameter-free average pooling
-and nearest-neighbour upsampling (as many small diffusion U-Nets do): the upsampling ResBlock
-into the outermost level is the network's single most expensive layer when that level is thin
-(two convolutions at full resolution with the inner level's width), so this cuts
-`cpu-proof-short` from 239 to 159 MFLOP per image (1.35x the img/s, `benchmarks/variants.py`),
-at some cost in learning per image (docs/learns_to_write.md, session 7).
-
 `conditioning = "glide"` swaps weave attention for GLIDE's (Nichol et al. 2021, section 2.3)
 coupling: the encoder output is projected into every self-attention layer as extra keys and
 values, at the attention and text resolutions of both encoder and decoder.
@@ -45,7 +34,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from textimg.config import ModelConfig, SuperResConfig
-from textimg.errors import TextimgError, check_choice
+from textimg.errors import TextimgError
 from textimg.model.layers import (
     Conditioning,
     LayerNorm,
@@ -56,10 +45,6 @@ from textimg.model.layers import (
 )
 from textimg.model.text_encoder import TextEncoder
 from textimg.model.weave import AxialPositionEmbedding, WeaveAttention
-
-CONDITIONINGS = ("weave", "glide")
-UPSAMPLE_MODES = ("bilinear", "bicubic")
-RESAMPLE_MODES = ("resblock", "interpolate")
 
 
 def upsample_low_res(low_res: torch.Tensor, size: int, config: SuperResConfig) -> torch.Tensor:
@@ -177,10 +162,6 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         super_resolution = super_resolution or SuperResConfig()
-        check_choice("model.conditioning", config.conditioning, CONDITIONINGS)
-        if super_resolution.low_res_size:
-            check_choice("super_resolution.upsample", super_resolution.upsample, UPSAMPLE_MODES)
-        check_choice("model.resample", config.resample, RESAMPLE_MODES)
         self.config = config
         self.super_resolution = super_resolution
         glide = config.conditioning == "glide"
@@ -222,13 +203,6 @@ class UNet(nn.Module):
         def res_block(c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
             return ResBlock(c_in, emb, c_out, groups, config.dropout, resample)
 
-        def resample(c: int, direction: str) -> nn.Module:
-            if config.resample == "resblock":
-                return res_block(c, c, direction)
-            if direction == "down":
-                return _IgnoreConditioning(nn.AvgPool2d(2))
-            return _IgnoreConditioning(nn.Upsample(scale_factor=2, mode="nearest"))
-
         def self_attention(c: int) -> SelfAttention:
             return SelfAttention(
                 c, config.head_channels, groups, config.text_dim if glide else None
@@ -256,20 +230,13 @@ class UNet(nn.Module):
                 )
             return layers
 
-        patch = config.patch_size
-        if patch < 1 or config.image_size % patch:
-            raise TextimgError(
-                f"model.patch_size {patch} must be a positive divisor of image_size "
-                f"{config.image_size}"
-            )
-        resolution = config.image_size // patch
+        resolution = config.image_size
         # A super-resolution model sees the noisy image and the upsampled low-res one, stacked;
         # a self-conditioned one the noisy image and its previous x0 estimate.
         if config.self_condition and super_resolution.low_res_size:
             raise TextimgError("model.self_condition is for base models, not super-resolution")
         stacked = 2 if super_resolution.low_res_size or config.self_condition else 1
         in_channels = config.image_channels * stacked
-        in_channels *= patch * patch
         input_conv = _IgnoreConditioning(nn.Conv2d(in_channels, ch, 3, padding=1))
         self.input_blocks = nn.ModuleList([Block([input_conv])])
         skip_channels = [ch]
@@ -281,7 +248,7 @@ class UNet(nn.Module):
                 self.input_blocks.append(Block(layers))
                 skip_channels.append(ch)
             if level < len(config.channel_mult) - 1:
-                self.input_blocks.append(Block([resample(ch, "down")]))
+                self.input_blocks.append(Block([res_block(ch, ch, "down")]))
                 skip_channels.append(ch)
                 resolution //= 2
 
@@ -294,14 +261,14 @@ class UNet(nn.Module):
                 ch = mult * config.model_channels
                 layers += attention_layers(ch, resolution, decoder=True)
                 if level and index == config.num_res_blocks:
-                    layers.append(resample(ch, "up"))
+                    layers.append(res_block(ch, ch, "up"))
                     resolution *= 2
                 self.output_blocks.append(Block(layers))
 
         self.out = nn.Sequential(
             group_norm(ch, groups),
             nn.SiLU(),
-            zero_module(nn.Conv2d(ch, out_channels * patch * patch, 3, padding=1)),
+            zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
         )
 
     def forward(
@@ -333,9 +300,6 @@ class UNet(nn.Module):
                     raise TextimgError("a noise-conditioned model needs the low-res noise step")
                 steps = timestep_embedding(low_res_t, self.config.model_channels)
                 emb = emb + self.low_res_time_embedding(steps)
-        patch = self.config.patch_size
-        if patch > 1:
-            h = F.pixel_unshuffle(h, patch)
         cond = Conditioning(
             emb=emb,
             text=text,
@@ -349,8 +313,7 @@ class UNet(nn.Module):
         h = self.middle_block(h, cond)
         for block in self.output_blocks:
             h = self._run(block, torch.cat([h, skips.pop()], dim=1), cond)
-        h = self.out(h)
-        return F.pixel_shuffle(h, patch) if patch > 1 else h
+        return self.out(h)
 
     def _run(self, block: Block, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """One block; at `model.checkpoint_resolutions` its activations are recomputed in the
