@@ -135,10 +135,13 @@ def score(
 ) -> None:
     """OCR existing images and score how well each writes its prompt (shards without --prompts
     are scored against each sample's own KEY.txt)."""
+    from textimg.eval.scoring import read_prompts
     from textimg.eval.scoring import score as run_score
     from textimg.files import check_output_dir
 
     check_output_dir(out)  # before minutes of OCR, not after
+    if prompts is not None:
+        read_prompts(prompts)  # a bad line is refused before the OCR engine loads
     ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
                        no_cache)  # fmt: skip
     with progress_bar() as progress:
