@@ -542,6 +542,8 @@ def load_rapidocr(detection_side: int) -> Any:
     The model files are named explicitly: given a path, RapidOCR never calls its downloader, so a
     missing file is a clear error instead of a network call. No angle classifier (generated text is
     upright) and no score threshold of its own: `min_confidence` filters, as for every engine.
+    onnxruntime runs on one thread: on images this small its ops are too short to share, and two
+    threads read 2-3x fewer images/s on two busy cores, with equal transcripts (docs/benchmarks.md).
     """
     try:
         import rapidocr
@@ -560,6 +562,8 @@ def load_rapidocr(detection_side: int) -> Any:
             "Det.model_path": str(detector),
             "Det.limit_side_len": detection_side,
             "Rec.model_path": str(recognizer),
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
     )
 
