@@ -150,6 +150,17 @@ def write_sample_sheet(folder: Path, path: Path, limit: int = 32, cell: int = 64
     return path
 
 
+def free_cores() -> int:
+    """Torch threads for this run: the cores that other processes leave idle, at least one.
+
+    On a busy machine every thread beyond the free cores waits at each of oneDNN's barriers for
+    a core someone else holds: with the 1-minute load at 8 on 2 cores, two threads trained the
+    demo's network at 6.6 images/s and one thread at 19.6.
+    """
+    cores = os.cpu_count() or 1
+    return max(1, cores - int(os.getloadavg()[0]))
+
+
 def render(texts: Sequence[str], settings: DemoSettings, size: int, n: int, seed: int,
            out: Path, text_file: Path) -> None:  # fmt: skip
     """Render `n` images of `texts` (drawn at random), centred, into shards under `out`."""
@@ -197,7 +208,8 @@ def run_demo(
     checkpoint = out / "run" / "checkpoint.pt"
     if checkpoint.exists():
         raise TextimgError(f"{out} already holds a demo run; choose another --out")
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = free_cores()
+    torch.set_num_threads(threads)
     started = time.perf_counter()
     stages: dict[str, float] = {}
 
@@ -268,6 +280,7 @@ def run_demo(
         "steps": metrics[-1]["step"],
         "parameters": parameters,
         "train_images_per_s": round(speeds[len(speeds) // 2], 1),
+        "threads": threads,
         "ocr": summary["ocr"],
         "scores": scores,
         "seconds": stages,
