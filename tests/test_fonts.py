@@ -1,5 +1,9 @@
-"""Font discovery and validation: real fonts pass, broken, symbol and icon fonts are rejected."""
+"""Font discovery and validation: real fonts pass, broken, symbol and icon fonts are rejected;
+checks are cached per file and redone when the file changes."""
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -7,8 +11,10 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 from matplotlib import get_data_path
 
+from textimg.data import fonts
 from textimg.data.fonts import (
     REQUIRED,
+    FontCheckCache,
     FontInfo,
     Rejection,
     read_font_list,
@@ -142,3 +148,87 @@ def test_fonts_cli_check_and_write(tmp_path):
     assert len(paths) >= 40 and all(Path(p).is_file() for p in paths)
     again = resolve_fonts(written, system=False)
     assert len(again.valid) == len(paths) and not again.missing
+
+
+@pytest.fixture
+def counted_checks(monkeypatch) -> list[str]:
+    """The paths the real `validate_font` is asked to check, in order."""
+    checked: list[str] = []
+    real = fonts.validate_font
+
+    def counting(path):
+        checked.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(fonts, "validate_font", counting)
+    return checked
+
+
+def test_font_checks_are_cached_and_redone_when_the_file_changes(tmp_path, counted_checks):
+    folder = tmp_path / "fonts"
+    folder.mkdir()
+    good = Path(shutil.copy(MPL_FONTS / "DejaVuSansMono.ttf", folder))
+    bad = folder / "broken.ttf"
+    bad.write_bytes(b"\x00\x01\x00\x00garbage")
+    cache_file = tmp_path / "cache" / "fonts.json"
+
+    cache = FontCheckCache(cache_file)
+    first = [cache.validate(good), cache.validate(bad)]
+    cache.save()
+    assert counted_checks == ["DejaVuSansMono.ttf", "broken.ttf"]
+    assert isinstance(first[0], FontInfo) and isinstance(first[1], Rejection)
+
+    counted_checks.clear()
+    again = FontCheckCache(cache_file)
+    assert [again.validate(good), again.validate(bad)] == first
+    assert counted_checks == [], "an unchanged file is answered from the cache"
+    linked = folder / "link.ttf"
+    linked.symlink_to(good)
+    assert again.validate(linked) == FontInfo(**{**first[0].__dict__, "path": str(linked)})
+    assert counted_checks == [], "the key is the resolved path"
+
+    stat = good.stat()
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    bad_stat = bad.stat()
+    bad.write_bytes(b"\x00\x01\x00\x00other garbage")  # new size, same mtime
+    os.utime(bad, ns=(bad_stat.st_atime_ns, bad_stat.st_mtime_ns))
+    changed = FontCheckCache(cache_file)
+    assert [changed.validate(good), changed.validate(bad)] == first
+    assert counted_checks == ["DejaVuSansMono.ttf", "broken.ttf"]
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"[1, 2]", b'{"checker": 3, "fonts": []}'])
+def test_a_corrupt_font_cache_is_ignored_and_rebuilt(tmp_path, counted_checks, damage):
+    cache_file = tmp_path / "fonts.json"
+    cache_file.write_bytes(damage)
+    font = MPL_FONTS / "DejaVuSans.ttf"
+    cache = FontCheckCache(cache_file)
+    assert cache.validate(font) == validate_font(font)
+    cache.save()
+    assert counted_checks == ["DejaVuSans.ttf"]
+    assert str(font.resolve()) in json.loads(cache_file.read_text())["fonts"]
+    FontCheckCache(cache_file).validate(font)
+    assert len(counted_checks) == 1, "the rebuilt cache answers the next run"
+
+
+def test_damaged_entries_are_checked_again(tmp_path, counted_checks):
+    cache_file = tmp_path / "fonts.json"
+    font = MPL_FONTS / "DejaVuSans.ttf"
+    cache = FontCheckCache(cache_file)
+    expected = cache.validate(font)
+    cache.save()
+    stored = json.loads(cache_file.read_text())
+    entry = stored["fonts"][str(font.resolve())]
+    del entry["font"]["charset"]
+    cache_file.write_text(json.dumps(stored))
+    assert FontCheckCache(cache_file).validate(font) == expected
+    assert len(counted_checks) == 2
+
+
+def test_an_unwritable_cache_is_skipped(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the cache folder should be")
+    cache = FontCheckCache(blocker / "fonts.json")
+    assert isinstance(cache.validate(MPL_FONTS / "DejaVuSans.ttf"), FontInfo)
+    cache.save()  # no error: the run goes on uncached
+    assert blocker.read_text().startswith("a file")

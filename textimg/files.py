@@ -2,7 +2,8 @@
 
 A killed run (Ctrl-C, out of memory, a pre-empted node) must never leave half a shard, checkpoint
 or table under the name a later run trusts, so each writer fills `NAME.tmp` beside the target and
-renames it over `NAME` (atomic on POSIX) once the content is complete.
+renames it over `NAME` (atomic on POSIX) once the content is complete. `user_cache_dir` names
+the one folder where textimg keeps results it can always recompute.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from pathlib import Path
 from textimg.errors import TextimgError
 
 TEMP_SUFFIX = ".tmp"
+CACHE_DIR_ENV = "TEXTIMG_CACHE_DIR"
+
+
+def user_cache_dir() -> Path:
+    """Where textimg keeps what it can always recompute (font checks, OCR readings):
+    `$TEXTIMG_CACHE_DIR`, else `textimg` under `$XDG_CACHE_HOME` or `~/.cache`."""
+    root = os.environ.get(CACHE_DIR_ENV)
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "textimg"
 
 
 @contextmanager

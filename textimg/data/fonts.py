@@ -13,16 +13,20 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import cache, lru_cache
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from textimg.files import user_cache_dir, write_text_atomic
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
@@ -54,6 +58,7 @@ EMBEDDED_FONT_PACKAGES = (
 """Pip packages (dependencies of textimg) that ship OFL font files, checked to be real fonts."""
 
 DEFAULT_FONT_LIST = Path(__file__).with_name("fonts.txt")
+FONT_CACHE_NAME = "fonts.json"
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REFERENCE_FONTS = (
     "DejaVuSans.ttf",
@@ -82,8 +87,9 @@ class FontInfo:
 
     @property
     def file(self) -> str:
-        """The file name, the stable way to name a font across machines."""
-        return Path(self.path).name
+        """The file name, the stable way to name a font across machines (read once per sample,
+        so `os.path` rather than a `Path` object)."""
+        return os.path.basename(self.path)
 
 
 @dataclass(frozen=True)
@@ -213,26 +219,16 @@ def drawable_characters(font: ImageFont.FreeTypeFont, cmap: dict[int, str]) -> s
 
 
 def validate_font(path: Path) -> FontInfo | Rejection:
-    """Validate a font file; cached per (path, size, mtime), since validation renders glyphs."""
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError as error:
-        return Rejection(str(path), f"unreadable: {error.strerror or error}")
-    return _validate_font(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@cache
-def _validate_font(path_text: str, _size: int, _mtime: int) -> FontInfo | Rejection:
     """Check that `path` is a usable text font; return its `FontInfo` or the reason it is not.
 
     Checks, in order: fontTools parses it; Pillow loads it; its cmap covers letters and digits;
     those glyphs are drawn (not blank, not the missing-glyph box); and its letters are distinct
     glyphs, which rejects icon, symbol and "last resort" fonts that map letters to one shape.
+    It renders ~170 glyphs, ~40 ms a font: `FontCheckCache` keeps the outcome between runs.
     """
     from fontTools.ttLib import TTFont, TTLibError
 
-    path = Path(path_text)
+    path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -275,6 +271,101 @@ def _validate_font(path_text: str, _size: int, _mtime: int) -> FontInfo | Reject
     )
 
 
+def font_cache_path() -> Path:
+    """The font check cache: `fonts.json` in textimg's cache folder (`TEXTIMG_CACHE_DIR`)."""
+    return user_cache_dir() / FONT_CACHE_NAME
+
+
+@lru_cache(maxsize=1)
+def _checker_version() -> str:
+    """textimg's version and a digest of this module: a cache written by other checks is stale,
+    even in an editable checkout whose version number has not moved."""
+    from textimg import __version__
+
+    return f"{__version__}+{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
+
+
+class FontCheckCache:
+    """`validate_font` outcomes kept on disk per font file, so a run checks only new or changed
+    fonts (all ~130 of a desktop machine take 5-15 s; reading the cache takes milliseconds).
+
+    An entry is keyed by the file's resolved path and holds the file's size and mtime; the whole
+    file also names the checker version. Any mismatch means "validate again". The cache only
+    ever saves time: a missing, unreadable or corrupt file (or entry) is ignored and rebuilt, and
+    a cache that cannot be written is skipped.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else font_cache_path()
+        self.entries = self._load()
+        self.changed = False
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            stored = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # absent, unreadable or not JSON: start empty
+            return {}
+        if not isinstance(stored, dict) or stored.get("checker") != _checker_version():
+            return {}
+        fonts = stored.get("fonts")
+        return fonts if isinstance(fonts, dict) else {}
+
+    def validate(self, path: Path) -> FontInfo | Rejection:
+        """`validate_font(path)`, answered from the cache while the file is unchanged."""
+        path = Path(path)
+        try:
+            stat = path.stat()
+            key = str(path.resolve())
+        except OSError as error:
+            return Rejection(str(path), f"unreadable: {error.strerror or error}")
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = self.entries.get(key)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            cached = _from_entry(entry, path)
+            if cached is not None:
+                return cached
+        result = validate_font(path)
+        self.entries[key] = {"stamp": stamp, **_to_entry(result)}
+        self.changed = True
+        return result
+
+    def save(self) -> None:
+        """Write the cache atomically if anything was validated, dropping fonts now gone."""
+        if not self.changed:
+            return
+        fonts = {key: entry for key, entry in self.entries.items() if os.path.exists(key)}
+        text = json.dumps({"checker": _checker_version(), "fonts": fonts}, sort_keys=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, text)
+        except OSError:  # a read-only home or a cache folder taken by a file: run uncached
+            return
+        self.changed = False
+
+
+def _to_entry(result: FontInfo | Rejection) -> dict[str, Any]:
+    """A check outcome as cached: everything but the path, which is the key."""
+    if isinstance(result, Rejection):
+        return {"rejected": result.reason}
+    fields = asdict(result)
+    del fields["path"]
+    return {"font": fields}
+
+
+def _from_entry(entry: dict[str, Any], path: Path) -> FontInfo | Rejection | None:
+    """The cached outcome for `path`, or None when the entry is not one `_to_entry` wrote."""
+    if isinstance(entry.get("rejected"), str):
+        return Rejection(str(path), entry["rejected"])
+    fields = entry.get("font")
+    if not isinstance(fields, dict):
+        return None
+    try:
+        font = FontInfo(path=str(path), **fields)
+    except TypeError:  # missing, unknown or repeated fields
+        return None
+    return font if all(isinstance(value, str) for value in asdict(font).values()) else None
+
+
 def read_font_list(path: Path) -> list[str]:
     """Entries of a font list file: one a line, `#` starts a comment, blank lines ignored."""
     entries = []
@@ -311,11 +402,16 @@ def resolve_fonts(
     font_list: Path | None = DEFAULT_FONT_LIST,
     extra_dirs: Iterable[Path] = (),
     system: bool = True,
+    cache: FontCheckCache | None = None,
 ) -> FontCatalog:
     """Validate every font on the machine and keep those the list names (all of them if no list).
 
-    Fonts in `extra_dirs` are always kept when valid: naming a folder means "use these".
+    Fonts in `extra_dirs` are always kept when valid: naming a folder means "use these". Checks
+    are answered from `cache` (the user's font check cache unless given) where the file is
+    unchanged; the outcome is the same either way.
     """
+    if cache is None:
+        cache = FontCheckCache()
     extra = [Path(d).expanduser().resolve() for d in extra_dirs]
     entries = read_font_list(font_list) if font_list else []
     valid: list[FontInfo] = []
@@ -326,7 +422,7 @@ def resolve_fonts(
     # Fonts from named folders first, so a face there wins over the same face found elsewhere.
     paths.sort(key=lambda p: not any(p.resolve().is_relative_to(d) for d in extra))
     for path in paths:
-        result = validate_font(path)
+        result = cache.validate(path)
         if isinstance(result, Rejection):
             rejected.append(result)  # every unusable file is reported, listed or not
             continue
@@ -340,5 +436,6 @@ def resolve_fonts(
             found[entry] += 1
         if matched or in_extra or not entries:
             valid.append(result)
+    cache.save()
     missing = [e for e, count in found.items() if count == 0]
     return FontCatalog(valid=valid, rejected=rejected, missing=missing, found=found)
