@@ -1,4 +1,5 @@
-"""The synthetic corpus: determinism across workers, resume after a kill, glyph coverage, fit."""
+"""The synthetic corpus: determinism across workers, resume after a kill or Ctrl-C, glyph
+coverage, fit, and options checked before any font work."""
 
 import io
 import json
@@ -16,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from textimg.cli import app
+from textimg.data import fonts as fonts_module
 from textimg.data.fonts import resolve_fonts
 from textimg.data.shards import iter_samples, read_manifest, sha256_file
 from textimg.data.synth import RenderContext, SynthConfig, font_fingerprint, run_synth
@@ -158,6 +160,68 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, fonts):
     assert read_manifest(killed)["shards"] == read_manifest(clean)["shards"]
 
 
+def assert_manifest_vouches_for_every_tar(directory: Path) -> dict[str, dict]:
+    """Every tar in `directory` is recorded with its true sha256 and size; no temp file is left."""
+    shards = read_manifest(directory)["shards"]
+    assert sorted(shards) == sorted(p.name for p in directory.glob("*.tar"))
+    for name, entry in shards.items():
+        assert sha256_file(directory / name) == entry["sha256"]
+        assert (directory / name).stat().st_size == entry["bytes"]
+    assert not list(directory.glob("*.tmp"))
+    return shards
+
+
+@pytest.mark.parametrize(
+    ("stop", "status", "said"), [("SIGINT", 130, "Ctrl-C"), ("SIGTERM", 143, "SIGTERM")]
+)
+def test_stop_signal_ends_the_pool_fast_and_records_what_finished(tmp_path, stop, status, said):
+    args = ["synth", "--n", "1200", "--size", "64", "--shard-size", "30", "--workers", "2"]
+    args += ["--no-system-fonts", "--out", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textimg", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        manifest = read_manifest(tmp_path) if (tmp_path / "manifest.json").exists() else None
+        if manifest and len(manifest["shards"]) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(getattr(signal, stop))
+    _, stderr = process.communicate(timeout=5)  # the pool stops within a sample, not a queue
+    assert process.returncode == status, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Stopped by {said}: "), stderr
+    finished = assert_manifest_vouches_for_every_tar(tmp_path)
+    assert f"{len(finished)} of 40 shards are finished" in lines[0]
+    assert "the same command resumes" in lines[0]
+    assert 2 <= len(finished) < 40, "the stop should land mid-run"
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(assert_manifest_vouches_for_every_tar(tmp_path)) == 40
+
+
+def test_font_checks_are_cached_between_runs_and_change_no_byte(tmp_path, monkeypatch):
+    checked: list[str] = []
+    real = fonts_module.validate_font
+    monkeypatch.setattr(
+        fonts_module, "validate_font", lambda path: checked.append(path) or real(path)
+    )
+    monkeypatch.setenv("TEXTIMG_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["synth", "--n", "24", "--size", "64", "--shard-size", "8", "--workers", "1"]
+    args += ["--no-system-fonts"]
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "cold")]).exit_code == 0
+    assert len(checked) > 40 and (tmp_path / "cache" / "fonts.json").exists()
+    checked.clear()
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "warm")]).exit_code == 0
+    assert checked == [], "every font check comes from the cache"
+    assert shard_hashes(tmp_path / "warm") == shard_hashes(tmp_path / "cold")
+    assert read_manifest(tmp_path / "warm") == read_manifest(tmp_path / "cold")
+
+
 def test_split_ranges_merge_into_the_full_manifest(tmp_path):
     common = ["synth", "--n", "30", "--size", "64", "--shard-size", "10", "--workers", "1"]
     common += ["--no-system-fonts"]
@@ -206,14 +270,23 @@ def test_preview_makes_a_contact_sheet(tmp_path, fonts):
         (["--shards", "5:9"], "outside"),
         (["--min-contrast", "300"], "--min-contrast"),
         (["--placement", "left"], "--placement must be one of random, center"),
+        (["--workers", "-3"], "--workers must be 0 (all cores) or more, got -3"),
+        (["--out", "{tmp}/a-file"], "a-file is a file"),
+        (["--out", "{tmp}/a-file/below"], "a-file is a file"),
+        (["--text-file", "{tmp}/no-such.txt"], "text file not found"),
     ],
 )
-def test_bad_options_give_one_clear_line(tmp_path, extra, message):
+def test_bad_options_give_one_clear_line_before_any_font_work(tmp_path, extra, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    extra = [option.replace("{tmp}", str(tmp_path)) for option in extra]
     args = ["synth", "--out", str(tmp_path / "x"), "--n", "10", "--no-system-fonts", *extra]
-    result = runner.invoke(app, args, env={"COLUMNS": "400"})
+    cache = tmp_path / "cache"
+    result = runner.invoke(app, args, env={"COLUMNS": "400", "TEXTIMG_CACHE_DIR": str(cache)})
     assert result.exit_code == 1
     assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+    assert not cache.exists(), "options are checked before any font is looked at"
 
 
 def test_unknown_or_unusable_font_in_the_list_is_refused(tmp_path):
@@ -232,9 +305,10 @@ def test_empty_text_file_and_foreign_corpus_are_refused(tmp_path):
     result = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--text-file", str(empty)])
     assert result.exit_code == 1 and "no non-empty lines" in result.output
     assert runner.invoke(app, [*base, "--out", str(tmp_path / "b")]).exit_code == 0
-    result = runner.invoke(
-        app, [*base, "--out", str(tmp_path / "b"), "--seed", "7"], env={"COLUMNS": "400"}
-    )
+    cache = tmp_path / "cache"
+    env = {"COLUMNS": "400", "TEXTIMG_CACHE_DIR": str(cache)}
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--seed", "7"], env=env)
+    assert not cache.exists(), "a foreign corpus is refused before any font is looked at"
     assert (
         result.exit_code == 1
         and "holds another corpus" in result.output

@@ -45,14 +45,19 @@ NoSystemOption = Annotated[
 ]
 
 
-def _catalog(font_list: Path | None, font_dirs: list[Path] | None, all_fonts: bool, no_system):
-    from textimg.data.fonts import DEFAULT_FONT_LIST, resolve_fonts
-
+def _check_font_options(font_list: Path | None, font_dirs: list[Path] | None) -> None:
+    """Refuse a font list or folder that does not exist, before any font is looked at."""
     if font_list is not None and not font_list.is_file():
         raise TextimgError(f"font list not found: {font_list}")
     for folder in font_dirs or []:
         if not folder.is_dir():
             raise TextimgError(f"font folder not found: {folder}")
+
+
+def _catalog(font_list: Path | None, font_dirs: list[Path] | None, all_fonts: bool, no_system):
+    from textimg.data.fonts import DEFAULT_FONT_LIST, resolve_fonts
+
+    _check_font_options(font_list, font_dirs)
     chosen_list = None if all_fonts else (font_list or DEFAULT_FONT_LIST)
     return resolve_fonts(chosen_list, font_dirs or [], system=not no_system)
 
@@ -148,7 +153,9 @@ def synth(
             "so the synthetic corpus speaks the real data's language."
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes. Default: all cores.")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes; 0 (the default) means all cores.")
+    ] = 0,
     shards: Annotated[
         str | None,
         typer.Option(
@@ -164,12 +171,16 @@ def synth(
     """Render the synthetic corpus: grayscale text in random fonts on flat backgrounds, as shards.
 
     Deterministic (same seed, same bytes, whatever --workers), resumable (a rerun skips complete
-    shards), and splittable across machines with --shards.
+    shards; Ctrl-C or SIGTERM records what finished), and splittable across machines with --shards.
+    Every option is checked before the fonts, whose checks are cached between runs.
     """
+    from dataclasses import asdict, replace
+
     from textimg.data.fonts import FontInfo
     from textimg.data.synth import (
         RenderContext,
         SynthConfig,
+        check_output,
         font_fingerprint,
         parse_shard_range,
         run_synth,
@@ -177,8 +188,11 @@ def synth(
     )
     from textimg.data.texts import load_text_file
 
+    if workers < 0:
+        raise TextimgError(f"--workers must be 0 (all cores) or more, got {workers}")
     if text_file and text_from:
         raise TextimgError("give --text-file or --text-from, not both")
+    _check_font_options(font_list, font_dirs)
     corpus = None
     if text_file:
         corpus = tuple(load_text_file(text_file))
@@ -188,13 +202,6 @@ def synth(
         corpus = tuple(load_packed_texts(text_from))
         if not corpus:
             raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
-    catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
-    if font_list is not None and catalog.missing:  # the user named these fonts explicitly
-        raise TextimgError(
-            f"no usable font for --fonts entries: {', '.join(catalog.missing[:5])} "
-            f"(see `textimg fonts --check --fonts {font_list}`)"
-        )
-    font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
     config = SynthConfig(
         n=n,
         seed=seed,
@@ -207,10 +214,18 @@ def synth(
         placement=placement,
         text_file=str(text_file or text_from) if corpus else None,
         text_sha256=text_fingerprint(corpus) if corpus else None,
-        fonts=font_fingerprint(font_set),
     )
     config.check()
     shard_range = parse_shard_range(shards, config.num_shards)
+    check_output(out, asdict(config), ignore=("fonts",))
+    catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
+    if font_list is not None and catalog.missing:  # the user named these fonts explicitly
+        raise TextimgError(
+            f"no usable font for --fonts entries: {', '.join(catalog.missing[:5])} "
+            f"(see `textimg fonts --check --fonts {font_list}`)"
+        )
+    font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
+    config = replace(config, fonts=font_fingerprint(font_set))
     workers = workers or os.cpu_count() or 1
     total = sum(
         min(config.n, (i + 1) * config.shard_size) - i * config.shard_size

@@ -4,7 +4,9 @@ Sample i is a pure function of (seed, i) and the font set: its random generator 
 (seed, i) alone, so any shard can be rebuilt alone, on any machine with the same fonts, by any
 number of workers. A shard is the unit of work and of resumption: rendered whole by one worker,
 written under a temporary name, renamed, then recorded (size + sha256) in the manifest. A rerun
-skips shards the manifest vouches for and rebuilds the rest. `shard_range` lets a Slurm array or a
+skips shards the manifest vouches for and rebuilds the rest. Ctrl-C or SIGTERM stops every worker
+within a sample (a shard cut short is never renamed), records the shards already finished and
+says so in one line. `shard_range` lets a Slurm array or a
 Kubernetes indexed Job split one corpus; each part writes `manifest-A-B.json`, which
 `merge_manifests` folds into `manifest.json`.
 """
@@ -15,9 +17,10 @@ import hashlib
 import json
 import os
 import random
+import signal
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import lru_cache
 from multiprocessing import get_context
@@ -40,6 +43,8 @@ from textimg.data.shards import (
 )
 from textimg.data.texts import pick_text
 from textimg.errors import TextimgError, check_choice
+from textimg.files import check_output_dir
+from textimg.interrupt import Interrupted, deferred, signals_interrupt
 
 SHARD_PREFIX = "synth"
 ALIGNMENTS = ("left", "center", "right")
@@ -107,8 +112,6 @@ class SynthConfig:
             )
         if high < low:
             raise TextimgError(f"--max-font-px {high} is below --min-font-px {low}")
-        if not self.fonts:
-            raise TextimgError("no usable fonts: run `textimg fonts --check` to see why")
 
 
 @dataclass(frozen=True)
@@ -267,8 +270,52 @@ class ShardResult:
     dropped: int
 
 
+class ShardStopped(KeyboardInterrupt):
+    """A worker abandoned its shard because the run is stopping; the temp file is already gone.
+
+    A `KeyboardInterrupt`, so the parent's one stop path handles it like its own Ctrl-C."""
+
+
+class _Worker:
+    """A worker process's state: the context it renders (sent once, not with every shard: a
+    `--text-file` corpus can be large) and how it learns to stop: the parent's event, or a
+    signal sent to the worker itself (Ctrl-C in a terminal reaches every process of the group)."""
+
+    context: RenderContext | None = None
+    event: Any = None
+    signalled = False
+
+    @classmethod
+    def stop_requested(cls) -> bool:
+        return cls.signalled or (cls.event is not None and cls.event.is_set())
+
+
+def _worker_signal(number: int, frame: Any) -> None:
+    # Only a flag: the sample loop checks it, so the shard's temp file is removed in order.
+    _Worker.signalled = True
+
+
+def _worker_init(context: RenderContext, stop: Any) -> None:
+    """One thread per worker process (parallelism comes from processes, not from BLAS threads),
+    and stop signals noted, not raised mid-write: the worker drops its shard at the next sample."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    _Worker.context, _Worker.event = context, stop
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, _worker_signal)
+
+
+def _render_in_worker(shard_index: int, directory: Path) -> ShardResult:
+    """`render_shard` with the context `_worker_init` received."""
+    assert _Worker.context is not None, "called outside a synth worker"
+    return render_shard(shard_index, _Worker.context, directory)
+
+
 def render_shard(shard_index: int, context: RenderContext, directory: Path) -> ShardResult:
-    """Render shard `shard_index` in full and write it atomically into `directory`."""
+    """Render shard `shard_index` in full and write it atomically into `directory`.
+
+    In a worker process a stop request abandons the shard between two samples (`ShardStopped`);
+    in the parent, Ctrl-C raises where it lands and the temp file is removed just the same.
+    """
     config = context.config
     families = context.families()
     start = shard_index * config.shard_size
@@ -279,6 +326,8 @@ def render_shard(shard_index: int, context: RenderContext, directory: Path) -> S
     def samples():
         nonlocal dropped
         for index in range(start, stop):
+            if _Worker.stop_requested():
+                raise ShardStopped
             key, members, metadata = render_sample(index, context, families)
             used[metadata["font_family"]] += 1
             dropped += metadata["dropped"] > 0
@@ -287,11 +336,6 @@ def render_shard(shard_index: int, context: RenderContext, directory: Path) -> S
     name = shard_name(SHARD_PREFIX, shard_index)
     info = write_shard(directory / name, samples())
     return ShardResult(name=name, info=info, families=dict(used), dropped=dropped)
-
-
-def _worker_init() -> None:
-    """One thread per worker process: parallelism comes from processes, not from BLAS threads."""
-    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
@@ -338,24 +382,38 @@ def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(keys) or "unknown"
 
 
-def prepare_output(directory: Path, config_dict: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Check `directory` can receive this corpus; return the shard entries already recorded.
+def check_output(
+    directory: Path, config_dict: dict[str, Any], ignore: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Refuse an output that is not a writable folder, or whose manifests describe another
+    corpus; return those manifests. Options in `ignore` are not compared: the CLI checks the
+    folder before it knows the font set, so a mistyped option fails before any font work.
 
-    Refuses a folder whose manifest describes another corpus, or that holds tars with no manifest,
-    so two corpora are never mixed. Leftover `.tmp` files from a killed run are removed.
+    A folder that holds tars with no manifest is refused too, so two corpora are never mixed.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    check_output_dir(directory)
+    if not directory.is_dir():
+        return []
     manifests = _load_manifests(directory)
+    wanted = {k: v for k, v in config_dict.items() if k not in ignore}
     for manifest in manifests:
-        options = recorded_config(manifest)
-        if manifest.get("kind") != "synth" or options != config_dict:
+        options = {k: v for k, v in recorded_config(manifest).items() if k not in ignore}
+        if manifest.get("kind") != "synth" or options != wanted:
             raise TextimgError(
                 f"{directory} holds another corpus (its manifest differs in: "
-                f"{_describe_difference(options, config_dict)}); "
+                f"{_describe_difference(options, wanted)}); "
                 "choose an empty folder or the same options"
             )
     if not manifests and any(directory.glob("*.tar")):
         raise TextimgError(f"{directory} holds .tar files that no textimg manifest describes")
+    return manifests
+
+
+def prepare_output(directory: Path, config_dict: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check `directory` can receive this corpus (`check_output`); return the shard entries
+    already recorded. Leftover `.tmp` files from a killed run are removed."""
+    manifests = check_output(directory, config_dict)
+    directory.mkdir(parents=True, exist_ok=True)
     for temp in directory.glob("*.tmp"):
         temp.unlink(missing_ok=True)
     recorded: dict[str, dict[str, Any]] = {}
@@ -385,8 +443,12 @@ def run_synth(
     """Render the shards in `shard_range` (all by default) into `directory`, resuming if possible.
 
     `on_shard(samples)` is called as each shard completes (for progress bars). The manifest is
-    rewritten after every shard, so a kill loses at most the shards in flight.
+    rewritten after every shard, in the order shards finish. Ctrl-C or SIGTERM stops the run
+    within a sample: every shard finished by then is recorded, no partial shard keeps a final
+    name, and `Interrupted` says how many shards are done and that the same call resumes.
     """
+    if not context.fonts:
+        raise TextimgError("no usable fonts: run `textimg fonts --check` to see why")
     config = context.config
     config_dict = asdict(config)
     start, stop = shard_range or (0, config.num_shards)
@@ -414,28 +476,73 @@ def run_synth(
     report = SynthReport(rendered=[], skipped=skipped, manifest_path=manifest_path)
 
     def record(result: ShardResult) -> None:
-        manifest["shards"][result.name] = {**shard_entry(result.info), "dropped": result.dropped}
-        write_manifest(directory, manifest, manifest_path.name)
-        report.rendered.append(result)
+        with deferred():  # a stop signal waits until the shard is in the manifest
+            manifest["shards"][result.name] = {
+                **shard_entry(result.info),
+                "dropped": result.dropped,
+            }
+            write_manifest(directory, manifest, manifest_path.name)
+            report.rendered.append(result)
         if on_shard:
             on_shard(result.info.samples)
 
-    if workers <= 1 or len(todo) <= 1:
-        for index in todo:
-            record(render_shard(index, context, directory))
-    else:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)),
-            mp_context=get_context("spawn"),
-            initializer=_worker_init,
-        ) as pool:
-            futures = [pool.submit(render_shard, i, context, directory) for i in todo]
-            for future in futures:
-                record(future.result())
+    try:
+        with signals_interrupt():
+            if workers <= 1 or len(todo) <= 1:
+                for index in todo:
+                    record(render_shard(index, context, directory))
+            else:
+                _render_in_pool(todo, context, directory, workers, record)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"{len(manifest['shards'])} of {stop - start} shards are finished and recorded in "
+            f"{manifest_path}; the same command resumes"
+        ) from None
     entries = manifest["shards"].values()
     report.total_samples = sum(e["samples"] for e in entries)
     report.total_bytes = sum(e["bytes"] for e in entries)
     return report
+
+
+def _render_in_pool(
+    todo: list[int],
+    context: RenderContext,
+    directory: Path,
+    workers: int,
+    record: Callable[[ShardResult], None],
+) -> None:
+    """Render shards `todo` on `workers` spawned processes, recording each as it finishes.
+
+    On a stop signal the workers are told to drop their shards (within one sample), queued
+    shards are cancelled, and shards that finished meanwhile are still recorded before the
+    `KeyboardInterrupt` goes on.
+    """
+    spawn = get_context("spawn")
+    stop = spawn.Event()
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)),
+        mp_context=spawn,
+        initializer=_worker_init,
+        initargs=(context, stop),
+    )
+    futures: list[Future[ShardResult]] = []
+    recorded: set[Future[ShardResult]] = set()
+    try:
+        futures = [pool.submit(_render_in_worker, i, directory) for i in todo]
+        for future in as_completed(futures):
+            record(future.result())
+            recorded.add(future)
+    except KeyboardInterrupt:
+        with deferred():  # a second Ctrl-C must not cut the clean-up short
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures:
+                finished = future.done() and not future.cancelled()
+                if finished and future not in recorded and future.exception() is None:
+                    record(future.result())
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def merge_manifests(directory: Path) -> tuple[dict[str, Any], list[str]]:
