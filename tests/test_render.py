@@ -49,3 +49,26 @@ def test_render_draws_the_layout_and_reports_its_ink_box():
     assert image.getpixel((0, 0)) == 200 and image.getextrema()[0] <= 40
     blank, none = render_layout(Layout((" ",), ((10, 10),), FONT, 20, 200, 20, 64))
     assert none is None and blank.getextrema() == (200, 200)
+
+
+WORDS = [
+    "Fashion", "taker", "AVATAR", "Tokyo", "WAVE", "Yes!", "r.", "f)", "$19.99", "12:30", "100%",
+    "@handle", "#tag", "Hello,", ":)", '"quoted"', "LTV", "jumpy", "quiz", "OFFICE", "x", " ",
+]  # fmt: skip
+
+
+def test_word_metrics_equal_measuring_the_word_in_every_font():
+    """Words measured from their characters (fonts without kerning) equal Pillow's own measure."""
+    from PIL import ImageFont
+
+    from textimg.data.fonts import resolve_fonts
+    from textimg.data.render import MEASURE_SIZE, _spaces_by_character, word_metrics
+
+    fonts = resolve_fonts(system=False).valid
+    composed = [font for font in fonts if _spaces_by_character(font.path)]
+    assert 0.5 * len(fonts) < len(composed) < len(fonts), "both ways should be exercised"
+    for font in fonts:
+        face = ImageFont.truetype(font.path, MEASURE_SIZE, layout_engine=ImageFont.Layout.BASIC)
+        for word in WORDS:
+            expected = (face.getlength(word), face.getbbox(word, anchor="la"))
+            assert word_metrics(font.path, word) == expected, (font.file, word)

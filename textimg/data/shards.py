@@ -19,6 +19,7 @@ import os
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,32 +59,80 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+TAR_BLOCK = 512
+TAR_RECORD = 20 * TAR_BLOCK
+"""tarfile's sizes: members pad to blocks, the archive (ended by two zero blocks) to records."""
+FAST_NAME_LIMIT = 100
+FAST_SIZE_LIMIT = 8**11
+"""Names and sizes that fit a plain header: longer ones need GNU extension blocks (tarfile's)."""
+
+
+def _pinned_member(name: str, size: int) -> tarfile.TarInfo:
+    """A member header with every field that varies between machines or runs pinned."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+@lru_cache(maxsize=1)
+def _header_template() -> bytes:
+    """tarfile's own GNU header for an empty name and size: `_member_header` fills in the rest."""
+    return _pinned_member("", 0).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+def _member_header(name: str, size: int) -> bytes:
+    """The GNU tar header tarfile writes for a pinned member, built from a template in a few
+    microseconds (tarfile takes ~25; three members a sample made it a tenth of synth's time).
+
+    Only the name, size and checksum differ between members; the checksum is the byte sum of the
+    header with its own field read as spaces, written as tarfile does (6 octal digits, NUL, space).
+    """
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > FAST_NAME_LIMIT or size >= FAST_SIZE_LIMIT:
+        return _pinned_member(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    header = bytearray(_header_template())
+    header[: len(encoded)] = encoded
+    header[124:136] = b"%011o\0" % size
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header)
+    return bytes(header)
+
+
 def write_shard(path: Path, samples: Iterable[Sample]) -> ShardInfo:
     """Write `samples` to the tar `path` atomically and return its manifest entry.
 
     Members are written in the order given, with pinned headers, into `path.tmp`; the file is
-    fsynced and renamed only at the end. If anything fails the temp file is removed.
+    fsynced and renamed only at the end. If anything fails the temp file is removed. The bytes
+    are exactly those of `tarfile` in GNU format (the tests compare them), hashed as written.
     """
     count = 0
-    with atomic_path(path) as temp:
-        with open(temp, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-                for key, members in samples:
-                    if "." in key or "/" in key:
-                        raise ValueError(f"shard keys may not contain '.' or '/': {key!r}")
-                    for extension, data in members.items():
-                        info = tarfile.TarInfo(f"{key}.{extension}")
-                        info.size = len(data)
-                        info.mtime = 0
-                        info.mode = 0o644
-                        info.uid = info.gid = 0
-                        info.uname = info.gname = ""
-                        tar.addfile(info, io.BytesIO(data))
-                    count += 1
-            raw.flush()
-            os.fsync(raw.fileno())
-        shard = ShardInfo(samples=count, bytes=temp.stat().st_size, sha256=sha256_file(temp))
-    return shard
+    written = 0
+    digest = hashlib.sha256()
+    with atomic_path(path) as temp, open(temp, "wb") as raw:
+
+        def put(data: bytes) -> None:
+            nonlocal written
+            raw.write(data)
+            digest.update(data)
+            written += len(data)
+
+        for key, members in samples:
+            if "." in key or "/" in key:
+                raise ValueError(f"shard keys may not contain '.' or '/': {key!r}")
+            for extension, data in members.items():
+                put(_member_header(f"{key}.{extension}", len(data)))
+                put(data)
+                put(bytes(-len(data) % TAR_BLOCK))
+            count += 1
+        end = written + 2 * TAR_BLOCK
+        put(bytes(2 * TAR_BLOCK + -end % TAR_RECORD))
+        raw.flush()
+        os.fsync(raw.fileno())
+    return ShardInfo(samples=count, bytes=written, sha256=digest.hexdigest())
 
 
 def iter_shard(path: Path) -> Iterator[Sample]:
