@@ -137,7 +137,8 @@ def write_sample_sheet(folder: Path, path: Path, limit: int = 32, cell: int = 64
 
     from textimg.images import contact_sheet
 
-    rows = pd.read_csv(folder / "results.csv", keep_default_na=False)
+    # as text: a prompt like "039" is not the number 39
+    rows = pd.read_csv(folder / "results.csv", dtype=str, keep_default_na=False)
     rows = rows[rows["image"] != ""].head(limit)  # a prompt without an image has nothing to show
     items = []
     for row in rows.itertuples():
