@@ -100,7 +100,8 @@ EngineOption = Annotated[
     typer.Option(
         "--engine",
         parser=one_of("--engine", ENGINES),
-        help="OCR engine (tesseract where it is installed).",
+        help="OCR engine: rapidocr (PP-OCRv6, the most accurate in docs/eval.md), easyocr, or "
+        "tesseract (a cross-check, where it is installed).",
     ),
 ]
 SelectEngineOption = Annotated[

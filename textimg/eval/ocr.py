@@ -25,7 +25,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -41,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from textimg.errors import TextimgError
+from textimg.files import user_cache_dir
 
 ENGINES = ("rapidocr", "easyocr", "tesseract")
 
@@ -154,11 +154,8 @@ def image_digest(image: Image.Image) -> str:
 
 
 def default_cache_path() -> Path:
-    """`$TEXTIMG_CACHE_DIR/ocr.sqlite`, else under `$XDG_CACHE_HOME` or `~/.cache`."""
-    root = os.environ.get("TEXTIMG_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "textimg"
-    )
-    return Path(root) / "ocr.sqlite"
+    """`ocr.sqlite` in textimg's cache folder (`textimg.files.user_cache_dir`)."""
+    return user_cache_dir() / "ocr.sqlite"
 
 
 class OcrCache:
