@@ -62,3 +62,5 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
             assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (mean, low, high))
             assert low <= mean <= high
     assert set(result["seconds"]) == {"synth", "train", "sample and read", "chance and ceiling"}
+    # the default reader reads the demo's clean digits: the ceiling the samples are judged against
+    assert result["scores"]["clean renderings (ceiling)"]["exact"]["mean"] >= 0.75

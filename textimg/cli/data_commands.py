@@ -329,7 +329,9 @@ def demo(
     """
     from textimg.demo import run_demo
 
-    result = run_demo(out, seed=seed, log=lambda line: console.print(line, markup=False))
+    result = run_demo(
+        out, seed=seed, log=lambda line: console.print(line, markup=False, soft_wrap=True)
+    )
     console.print(f"[bold]demo done[/] in {result['total_seconds'] / 60:.1f} min")
     for role, path in result["paths"].items():
         console.print(f"  {role:18s} {path}", markup=False, highlight=False)
