@@ -18,11 +18,10 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from textimg import sampling
+from textimg.choices import ENGINES, PLACEMENTS
 from textimg.cli import app
 from textimg.config import SAMPLERS, recipe_names
-from textimg.data.synth import PLACEMENTS
 from textimg.distributed import DEVICES
-from textimg.eval.ocr import ENGINES
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -15,11 +15,10 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from textimg.choices import DEFAULT_ENGINE, ENGINES, PLACEMENTS
 from textimg.config import SAMPLERS
-from textimg.data.synth import PLACEMENTS
 from textimg.distributed import DEVICES
 from textimg.errors import check_choice
-from textimg.eval.ocr import DEFAULT_ENGINE, ENGINES
 
 Sampler = Literal[SAMPLERS]
 Device = Literal[DEVICES]

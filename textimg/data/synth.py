@@ -29,6 +29,7 @@ from typing import Any
 
 from PIL import Image
 
+from textimg.choices import PLACEMENTS
 from textimg.data.fonts import PRINTABLE, FontInfo
 from textimg.data.png import encode_gray_png
 from textimg.data.render import Layout, fit_text, render_layout
@@ -48,9 +49,6 @@ from textimg.interrupt import Interrupted, deferred, signals_interrupt
 
 SHARD_PREFIX = "synth"
 ALIGNMENTS = ("left", "center", "right")
-# Where the text block sits: anywhere it fits (the post's corpus), or in the middle, where a model
-# has no position to learn (a small one then reads back ~0.1 more exact match: docs/results.md).
-PLACEMENTS = ("random", "center")
 MIN_IMAGE_SIZE = 16
 MIN_FONT_PX = 6
 """Below 6 px a glyph is a smudge for OCR and for the model alike."""

@@ -39,14 +39,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from textimg.choices import DEFAULT_ENGINE, ENGINES
 from textimg.errors import TextimgError
 from textimg.files import user_cache_dir
-
-ENGINES = ("rapidocr", "easyocr", "tesseract")
-
-DEFAULT_ENGINE = "rapidocr"
-"""The engine `score`, `eval`, `transcribe` and `--rerank` read with unless told otherwise: first
-in the engine table of docs/benchmarks.md (`benchmarks/ocr.py`)."""
 
 AUTO_UPSCALE_BELOW = 256
 """Images whose longer side is below this are read at 2x (the `upscale=0` default), by every engine.

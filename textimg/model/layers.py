@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +37,21 @@ def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
     return None
 
 
+NormFunction = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor]
+
+
 def _cast(parameter: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     return None if parameter is None else parameter.to(dtype)
+
+
+def _norm_in_autocast_dtype(norm: nn.Module, x: torch.Tensor, apply: NormFunction) -> torch.Tensor:
+    """`apply(x, weight, bias)` with input and affine parameters in the autocast dtype and
+    autocast off around it (it would cast them back up to fp32); as given when autocast is off."""
+    dtype = autocast_dtype(x)
+    if dtype is None:
+        return apply(x, norm.weight, norm.bias)
+    with torch.autocast(x.device.type, enabled=False):
+        return apply(x.to(dtype), _cast(norm.weight, dtype), _cast(norm.bias, dtype))
 
 
 class GroupNorm(nn.GroupNorm):
@@ -51,24 +65,18 @@ class GroupNorm(nn.GroupNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = autocast_dtype(x)
-        if dtype is None:
-            return super().forward(x)
-        with torch.autocast(x.device.type, enabled=False):
-            weight, bias = _cast(self.weight, dtype), _cast(self.bias, dtype)
-            return F.group_norm(x.to(dtype), self.num_groups, weight, bias, self.eps)
+        return _norm_in_autocast_dtype(
+            self, x, lambda x, w, b: F.group_norm(x, self.num_groups, w, b, self.eps)
+        )
 
 
 class LayerNorm(nn.LayerNorm):
     """`nn.LayerNorm` (same parameters) that runs in the autocast dtype, as `GroupNorm`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = autocast_dtype(x)
-        if dtype is None:
-            return super().forward(x)
-        with torch.autocast(x.device.type, enabled=False):
-            weight, bias = _cast(self.weight, dtype), _cast(self.bias, dtype)
-            return F.layer_norm(x.to(dtype), self.normalized_shape, weight, bias, self.eps)
+        return _norm_in_autocast_dtype(
+            self, x, lambda x, w, b: F.layer_norm(x, self.normalized_shape, w, b, self.eps)
+        )
 
 
 def group_norm(channels: int, groups: int) -> GroupNorm:
