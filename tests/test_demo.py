@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from textimg.data.shards import iter_samples
-from textimg.demo import DemoSettings, derangement, run_demo, split_strings
+from textimg.demo import DemoSettings, derangement, free_cores, run_demo, split_strings
 
 
 def test_heldout_prompts_are_never_training_texts() -> None:
@@ -64,3 +70,14 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
     assert set(result["seconds"]) == {"synth", "train", "sample and read", "chance and ceiling"}
     # the default reader reads the demo's clean digits: the ceiling the samples are judged against
     assert result["scores"]["clean renderings (ceiling)"]["exact"]["mean"] >= 0.75
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to leave one free")
+def test_free_cores_leaves_out_a_core_another_process_keeps_busy() -> None:
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # the spinner is running, not starting
+        assert 1 <= free_cores() < (os.cpu_count() or 1)
+    finally:
+        spinner.kill()
+        spinner.wait()

@@ -151,15 +151,37 @@ def write_sample_sheet(folder: Path, path: Path, limit: int = 32, cell: int = 64
     return path
 
 
+def _busy_cores(seconds: float = 0.5) -> float | None:
+    """Cores busy over the next `seconds` by /proc/stat (Linux), None where it cannot be read."""
+
+    def ticks() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # all, idle + iowait
+
+    try:
+        total, idle = ticks()
+        time.sleep(seconds)
+        total2, idle2 = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total2 <= total:
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle2 - idle) / (total2 - total))
+
+
 def free_cores() -> int:
     """Torch threads for this run: the cores that other processes leave idle, at least one.
 
     On a busy machine every thread beyond the free cores waits at each of oneDNN's barriers for
     a core someone else holds: with the 1-minute load at 8 on 2 cores, two threads trained the
-    demo's network at 6.6 images/s and one thread at 19.6.
+    demo's network at 6.6 images/s and one thread at 19.6. Busy cores are sampled for half a
+    second, since the load average lags: just after another run ends it still counts that run.
     """
     cores = os.cpu_count() or 1
-    return max(1, cores - int(os.getloadavg()[0]))
+    busy = _busy_cores()
+    if busy is None:
+        busy = os.getloadavg()[0]
+    return max(1, cores - round(busy))
 
 
 def render(texts: Sequence[str], settings: DemoSettings, size: int, n: int, seed: int,
