@@ -12,7 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from textimg import demo
 from textimg.data.shards import iter_samples
 from textimg.demo import DemoSettings, derangement, free_cores, run_demo, split_strings
 
@@ -42,7 +44,10 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
         overrides=("train.warmup_steps=1", "train.checkpoint_every=4", "train.log_every=1"),
     )  # fmt: skip
     out = tmp_path / "demo"
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(demo, "free_cores", lambda: threads + 1)  # the demo's own setting differs
     result = run_demo(out, seed=1, settings=settings, log=lambda line: None)
+    assert torch.get_num_threads() == threads  # the caller's thread setting is left as it was
     assert json.loads((out / "result.json").read_text()) == json.loads(json.dumps(result))
     for role, path in result["paths"].items():
         assert Path(path).exists(), role
