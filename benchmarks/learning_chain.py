@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from textimg.config import load_recipe
-from textimg.demo import (
+from textimg.errors import TextimgError
+from textimg.eval.heldout import (
     SCORE_HEADER,
     derangement,
     score_entry,
@@ -40,7 +41,6 @@ from textimg.demo import (
     write_sample_sheet,
     write_text_file,
 )
-from textimg.errors import TextimgError
 
 ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -136,9 +136,9 @@ def split_texts(task: Task) -> tuple[list[str], list[str]]:
     """(training texts, held-out prompts); no held-out prompt is ever a training text.
 
     Short strings: every 2-3 character string over A-Z 0-9, the 2-character ones repeated 12
-    times (`textimg.demo.split_strings`). Lines: "word\\nword" pairs of common 2-5 letter words
-    in lower, Title or UPPER case; the held-out pairs are drawn first and never reused, the words
-    themselves are shared.
+    times (`textimg.eval.heldout.split_strings`). Lines: "word\\nword" pairs of common 2-5
+    letter words in lower, Title or UPPER case; the held-out pairs are drawn first and never
+    reused, the words themselves are shared.
     """
     if task.texts == "short":
         return split_strings(ALPHANUMERIC, task.heldout, task.seed, short_repeat=12)

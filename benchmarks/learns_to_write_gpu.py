@@ -46,7 +46,7 @@ from learning_chain import (  # noqa: E402
     summary_scores,
 )
 
-from textimg.demo import (  # noqa: E402
+from textimg.eval.heldout import (  # noqa: E402
     derangement,
     write_prompts_file,
     write_sample_sheet,
