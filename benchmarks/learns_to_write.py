@@ -60,13 +60,13 @@ def transcript_use(
     import torch
 
     from textimg.checkpoint import load_checkpoint
-    from textimg.data.reader import make_loader
+    from textimg.data.reader import ShardStream, make_loader
     from textimg.model import CharTokenizer
 
     model, diffusion, config = load_checkpoint(checkpoint, device="cpu")
     data = dataclasses.replace(config.data, shards=(str(corpus),), weights=())
     size, channels = config.model.image_size, config.model.image_channels
-    batch = next(iter(make_loader(data, size, channels, images, 0, 0, 1, start_batch=0)))
+    batch = next(iter(make_loader(ShardStream(data, size, channels, images, seed=0))))
     tokenizer = CharTokenizer(config.model.context_length)
     texts = list(batch["text"])
     real = tokenizer.encode_batch(texts, pad_to=3).tokens

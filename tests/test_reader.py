@@ -116,9 +116,9 @@ def test_resume_from_a_batch_position_with_workers(corpus: Path) -> None:
     config = DataConfig(
         shards=(str(corpus / "synth"), str(corpus / "real")), num_workers=2, shuffle_buffer=8
     )
-    full = iter(make_loader(config, 16, 1, batch_size=3, seed=1))
+    full = iter(make_loader(ShardStream(config, 16, 1, batch_size=3, seed=1)))
     expected = [next(full)["key"] for _ in range(7)]
-    resumed = iter(make_loader(config, 16, 1, batch_size=3, seed=1, start_batch=4))
+    resumed = iter(make_loader(ShardStream(config, 16, 1, batch_size=3, seed=1, start_batch=4)))
     assert [next(resumed)["key"] for _ in range(3)] == expected[4:]
 
 

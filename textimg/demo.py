@@ -26,16 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from textimg.errors import TextimgError
-from textimg.eval.heldout import (
-    SCORE_HEADER,
-    derangement,
-    score_entry,
-    score_rows,
-    split_strings,
-    write_prompts_file,
-    write_sample_sheet,
-    write_text_file,
-)
+from textimg.eval import heldout
 from textimg.files import write_text_atomic
 
 
@@ -105,7 +96,7 @@ def render(texts: Sequence[str], settings: DemoSettings, size: int, n: int, seed
         text_fingerprint,
     )
 
-    font_list = write_text_file(settings.fonts, text_file.parent / "fonts.txt")
+    font_list = heldout.write_text_file(settings.fonts, text_file.parent / "fonts.txt")
     fonts = tuple(resolve_fonts(font_list).valid)
     if not fonts:
         raise TextimgError(f"none of the demo's fonts is installed: {', '.join(settings.fonts)}")
@@ -159,18 +150,20 @@ def run_demo(
 
         texts = out / "texts"
         texts.mkdir(parents=True, exist_ok=True)
-        train_texts, heldout = split_strings(
+        train_texts, heldout_texts = heldout.split_strings(
             settings.alphabet, settings.heldout, seed, settings.short_repeat
         )
-        keys = [f"p{i:03d}" for i in range(len(heldout))]
-        train_file = write_text_file(train_texts, texts / "train.txt")
-        heldout_file = write_text_file(heldout, texts / "heldout.txt")
-        prompts = write_prompts_file(keys, heldout, texts / "prompts.jsonl")
+        keys = [f"p{i:03d}" for i in range(len(heldout_texts))]
+        train_file = heldout.write_text_file(train_texts, texts / "train.txt")
+        heldout_file = heldout.write_text_file(heldout_texts, texts / "heldout.txt")
+        prompts = heldout.write_prompts_file(keys, heldout_texts, texts / "prompts.jsonl")
         # eval names the sample of prompt KEY `KEY_0.png`; score finds its prompt by that name
-        shuffled = write_prompts_file(
-            [f"{k}_0" for k in keys], derangement(heldout, seed + 1), texts / "shuffled.jsonl"
+        shuffled = heldout.write_prompts_file(
+            [f"{k}_0" for k in keys],
+            heldout.derangement(heldout_texts, seed + 1),
+            texts / "shuffled.jsonl",
         )
-        log(f"{len(set(train_texts))} training strings, {len(heldout)} held-out prompts")
+        log(f"{len(set(train_texts))} training strings, {len(heldout_texts)} held-out prompts")
         render(train_texts, settings, size, settings.train_images, seed, out / "corpus", train_file)
         stage("synth")
         train(config, out / "run")
@@ -190,15 +183,15 @@ def run_demo(
         )
         stage("sample and read")
         label = "no guidance" if settings.guidance == 1 else f"guidance {settings.guidance:g}"
-        scores = {f"own prompts, {label}": score_entry(summary)}
+        scores = {f"own prompts, {label}": heldout.score_entry(summary)}
         chance = score(out / "eval" / "samples", shuffled, out / "scores" / "shuffled", engine)
-        scores[f"shuffled prompts, {label} (chance)"] = score_entry(chance)
+        scores[f"shuffled prompts, {label} (chance)"] = heldout.score_entry(chance)
         n_clean = settings.heldout * settings.ceiling_renders
-        render(heldout, settings, size, n_clean, seed + 1000, out / "clean", heldout_file)
+        render(heldout_texts, settings, size, n_clean, seed + 1000, out / "clean", heldout_file)
         ceiling = score(out / "clean", None, out / "scores" / "clean", engine)
-        scores["clean renderings (ceiling)"] = score_entry(ceiling)
+        scores["clean renderings (ceiling)"] = heldout.score_entry(ceiling)
         stage("chance and ceiling")
-        sheet = write_sample_sheet(out / "eval" / "samples", out / "sheet.png")
+        sheet = heldout.write_sample_sheet(out / "eval" / "samples", out / "sheet.png")
 
         logged = (out / "run" / "metrics.jsonl").read_text().splitlines()
         metrics = [json.loads(line) for line in logged]
@@ -224,7 +217,7 @@ def run_demo(
             "paths": {role: str(path) for role, path in paths.items()},
         }
         write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
-        log("\n".join([SCORE_HEADER, *score_rows("demo", scores)]))
+        log("\n".join([heldout.SCORE_HEADER, *heldout.score_rows("demo", scores)]))
         return result
     finally:
         torch.set_num_threads(previous_threads)  # the caller's process keeps its own setting

@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint
 from textimg.config import RunConfig, TrainConfig, from_dict, to_dict
-from textimg.data.reader import make_loader
+from textimg.data.reader import ShardStream, make_loader
 from textimg.diffusion import GaussianDiffusion
 from textimg.distributed import Placement, resolve_device, start_process_group, wants_cuda
 from textimg.errors import TextimgError
@@ -361,7 +361,7 @@ def train(
             f"[yellow]note: data position was {state['data_position']}, now {data_position}: "
             "the data order differs from an uninterrupted run"
         )
-    loader = make_loader(
+    stream = ShardStream(
         config.data,
         config.model.image_size,
         config.model.image_channels,
@@ -370,8 +370,8 @@ def train(
         rank,
         world_size,
         start_batch=data_position["batches"],
-        pin_memory=want_cuda,
     )
+    loader = make_loader(stream, pin_memory=want_cuda)
     batches = iter(loader)
     tokenizer = CharTokenizer(config.model.context_length)
     autocast = autocast_for(device)

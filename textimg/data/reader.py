@@ -1,6 +1,7 @@
 """The trainer's data stream: endless, mixed, deterministic batches from WebDataset shards.
 
-    loader = make_loader(data_config, image_size=32, image_channels=1, batch_size=64, seed=0)
+    stream = ShardStream(data_config, image_size=32, image_channels=1, batch_size=64, seed=0)
+    loader = make_loader(stream)
     batch = next(iter(loader))   # {"image": (B, C, S, S) float in [-1, 1], "text": [str] * B}
 
 Sources (a directory of shards, one tar, or a glob) are mixed by weight, e.g. synthetic 0.3 and
@@ -132,6 +133,7 @@ class ShardStream(IterableDataset):
         self.sources = [source_shards(source) for source in config.shards]
         self.weights = weights
         self.shuffle_buffer = config.shuffle_buffer
+        self.num_workers = config.num_workers
         self.image_size = image_size
         self.image_channels = image_channels
         self.batch_size = batch_size
@@ -179,30 +181,19 @@ class ShardStream(IterableDataset):
             }
 
 
-def make_loader(
-    config: DataConfig,
-    image_size: int,
-    image_channels: int,
-    batch_size: int,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-    start_batch: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """A DataLoader over `ShardStream`; iterate it once, for the whole run (it never ends).
+def make_loader(stream: ShardStream, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over `stream` with its config's workers; iterate it once, for the whole run
+    (it never ends).
 
     `pin_memory` (for CUDA) hands out batches in page-locked memory, so their copy to the GPU is
     asynchronous instead of waiting for the GPU to finish its queued work.
     """
-    stream = ShardStream(
-        config, image_size, image_channels, batch_size, seed, rank, world_size, start_batch
-    )
+    workers = stream.num_workers
     return DataLoader(
         stream,
         batch_size=None,
-        num_workers=config.num_workers,
-        persistent_workers=config.num_workers > 0,
-        prefetch_factor=2 if config.num_workers > 0 else None,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None,
         pin_memory=pin_memory,
     )
