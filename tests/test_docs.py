@@ -1,8 +1,8 @@
 """The docs stay a product's docs: short pages, few images, no dead paths, no run diaries.
 
 A newcomer reads README.md and docs/*.md; a page that grows into a notebook, cites a file that
-was removed, or narrates how the work went ("session 12", "issue 7") costs every reader. These
-checks read files only, so they run in well under a second.
+was removed, or narrates how the work went (numbered work periods, tracker numbers) costs every
+reader. These checks read files only, so they run in well under a second.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
 # Top-level folders whose files a page may cite by repository path (`textimg/train.py`).
 SOURCE_ROOTS = ("textimg", "tests", "benchmarks", "docs")
-# Text that narrates the work instead of describing textimg. pytest's `scope="session"` is
-# removed before matching: it names a fixture's lifetime, not a work session.
+# Text that narrates the work instead of describing textimg: work periods, tracker numbers, other
+# people's jobs. The bracketed letters keep these lines from matching themselves. pytest's
+# fixture scope is removed before matching: it names a fixture's lifetime, not a work period.
 NARRATION = re.compile(
-    r"session|issue [0-9#]|another job|other (?:people|engineers)", re.IGNORECASE
+    r"s[e]ssion|iss[u]e [0-9#]|another job|other (?:people|eng[i]neers)", re.IGNORECASE
 )
 NARRATION_CASED = re.compile(r"\b[Cc]hain [A-Z]\b")
-PYTEST_SCOPE = re.compile(r"""scope=["']session["']""")
+PYTEST_SCOPE = re.compile(r"""scope=["']s[e]ssion["']""")
 SCANNED = ("textimg", "tests", "benchmarks", "docs")
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".sh", ".json", ".cfg", ".yaml", ".yml"}
 
@@ -117,9 +118,12 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """The patterns themselves: a diary line and a dead path are found, plain text is not."""
     page = tmp_path / "page.md"
     page.write_text(
-        "Session 12 found it (issue 7, chain K).\n"
+        "S"
+        "ession 12 found it (is"
+        "sue 7, chain K).\n"  # split: this file must not match
         "See [gone](gone.md) and `textimg/no_such_module.py`, `tests/test_docs.py::test_x`.\n"
-        '@pytest.fixture(scope="session") and the chain of commands.\n',
+        '@pytest.fixture(scope="ses'
+        'sion") and the chain of commands.\n',
         encoding="utf-8",
     )
     cited = dict(cited_paths(page))
