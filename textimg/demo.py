@@ -117,9 +117,26 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Texts -> corpus -> training -> samples of the held-out prompts -> scores, all under `out`;
-    returns what it writes to `out/result.json`."""
+    returns what it writes to `out/result.json`. Torch runs on the free cores meanwhile; the
+    caller's process keeps its own thread setting afterwards."""
     import torch
 
+    out = Path(out)
+    if (out / "run" / "checkpoint.pt").exists():
+        raise TextimgError(f"{out} already holds a demo run; choose another --out")
+    threads = free_cores()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run_stages(out, seed, settings, log, threads)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_stages(
+    out: Path, seed: int, settings: DemoSettings, log: Callable[[str], None], threads: int
+) -> dict[str, Any]:
+    """`run_demo`'s stages, timed, and the result it writes."""
     from textimg.checkpoint import read_checkpoint
     from textimg.config import apply_overrides, load_recipe
     from textimg.eval.evaluate import EvalSettings, SamplingSettings, evaluate_checkpoint
@@ -127,97 +144,88 @@ def run_demo(
     from textimg.eval.scoring import parse_prompt_lines, score
     from textimg.train import train
 
-    out = Path(out)
     checkpoint = out / "run" / "checkpoint.pt"
-    if checkpoint.exists():
-        raise TextimgError(f"{out} already holds a demo run; choose another --out")
-    threads = free_cores()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        started = time.perf_counter()
-        stages: dict[str, float] = {}
+    started = time.perf_counter()
+    stages: dict[str, float] = {}
 
-        def stage(name: str) -> None:
-            stages[name] = round(time.perf_counter() - started - sum(stages.values()), 1)
-            log(f"{name}: {stages[name]:.0f} s (load {os.getloadavg()[0]:.1f})")
+    def stage(name: str) -> None:
+        stages[name] = round(time.perf_counter() - started - sum(stages.values()), 1)
+        log(f"{name}: {stages[name]:.0f} s (load {os.getloadavg()[0]:.1f})")
 
-        sets = [f'data.shards=["{out / "corpus"}"]', f"train.seed={seed}", 'train.device="cpu"']
-        if settings.steps:
-            sets += [f"train.steps={settings.steps}", f"train.decay_steps={settings.steps}"]
-        config = apply_overrides(load_recipe(settings.recipe), [*sets, *settings.overrides])
-        size = config.model.image_size
+    sets = [f'data.shards=["{out / "corpus"}"]', f"train.seed={seed}", 'train.device="cpu"']
+    if settings.steps:
+        sets += [f"train.steps={settings.steps}", f"train.decay_steps={settings.steps}"]
+    config = apply_overrides(load_recipe(settings.recipe), [*sets, *settings.overrides])
+    size = config.model.image_size
 
-        texts = out / "texts"
-        texts.mkdir(parents=True, exist_ok=True)
-        train_texts, heldout_texts = heldout.split_strings(
-            settings.alphabet, settings.heldout, seed, settings.short_repeat
-        )
-        keys = [f"p{i:03d}" for i in range(len(heldout_texts))]
-        train_file = heldout.write_text_file(train_texts, texts / "train.txt")
-        heldout_file = heldout.write_text_file(heldout_texts, texts / "heldout.txt")
-        prompts = heldout.write_prompts_file(keys, heldout_texts, texts / "prompts.jsonl")
-        # eval names the sample of prompt KEY `KEY_0.png`; score finds its prompt by that name
-        shuffled = heldout.write_prompts_file(
-            [f"{k}_0" for k in keys],
-            heldout.derangement(heldout_texts, seed + 1),
-            texts / "shuffled.jsonl",
-        )
-        log(f"{len(set(train_texts))} training strings, {len(heldout_texts)} held-out prompts")
-        render(train_texts, settings, size, settings.train_images, seed, out / "corpus", train_file)
-        stage("synth")
-        train(config, out / "run")
-        stage("train")
+    texts = out / "texts"
+    texts.mkdir(parents=True, exist_ok=True)
+    train_texts, heldout_texts = heldout.split_strings(
+        settings.alphabet, settings.heldout, seed, settings.short_repeat
+    )
+    keys = [f"p{i:03d}" for i in range(len(heldout_texts))]
+    train_file = heldout.write_text_file(train_texts, texts / "train.txt")
+    heldout_file = heldout.write_text_file(heldout_texts, texts / "heldout.txt")
+    prompts = heldout.write_prompts_file(keys, heldout_texts, texts / "prompts.jsonl")
+    # eval names the sample of prompt KEY `KEY_0.png`; score finds its prompt by that name
+    shuffled = heldout.write_prompts_file(
+        [f"{k}_0" for k in keys],
+        heldout.derangement(heldout_texts, seed + 1),
+        texts / "shuffled.jsonl",
+    )
+    log(f"{len(set(train_texts))} training strings, {len(heldout_texts)} held-out prompts")
+    render(train_texts, settings, size, settings.train_images, seed, out / "corpus", train_file)
+    stage("synth")
+    train(config, out / "run")
+    stage("train")
 
-        engine = make_engine(OcrSettings(), OcrCache(default_cache_path()))
-        sampling = SamplingSettings(
-            samples=1,
-            steps=settings.sample_steps,
-            guidance=settings.guidance,
-            seed=seed,
-            sampler=settings.sampler,
-        )
-        lines = parse_prompt_lines(prompts)
-        summary = evaluate_checkpoint(
-            checkpoint, "samples", lines, out / "eval", engine, EvalSettings(sampling=sampling)
-        )
-        stage("sample and read")
-        label = "no guidance" if settings.guidance == 1 else f"guidance {settings.guidance:g}"
-        scores = {f"own prompts, {label}": heldout.score_entry(summary)}
-        chance = score(out / "eval" / "samples", shuffled, out / "scores" / "shuffled", engine)
-        scores[f"shuffled prompts, {label} (chance)"] = heldout.score_entry(chance)
-        n_clean = settings.heldout * settings.ceiling_renders
-        render(heldout_texts, settings, size, n_clean, seed + 1000, out / "clean", heldout_file)
-        ceiling = score(out / "clean", None, out / "scores" / "clean", engine)
-        scores["clean renderings (ceiling)"] = heldout.score_entry(ceiling)
-        stage("chance and ceiling")
-        sheet = heldout.write_sample_sheet(out / "eval" / "samples", out / "sheet.png")
+    engine = make_engine(OcrSettings(), OcrCache(default_cache_path()))
+    sampling = SamplingSettings(
+        samples=1,
+        steps=settings.sample_steps,
+        guidance=settings.guidance,
+        seed=seed,
+        sampler=settings.sampler,
+    )
+    lines = parse_prompt_lines(prompts)
+    summary = evaluate_checkpoint(
+        checkpoint, "samples", lines, out / "eval", engine, EvalSettings(sampling=sampling)
+    )
+    stage("sample and read")
+    label = "no guidance" if settings.guidance == 1 else f"guidance {settings.guidance:g}"
+    scores = {f"own prompts, {label}": heldout.score_entry(summary)}
+    chance = score(out / "eval" / "samples", shuffled, out / "scores" / "shuffled", engine)
+    scores[f"shuffled prompts, {label} (chance)"] = heldout.score_entry(chance)
+    n_clean = settings.heldout * settings.ceiling_renders
+    render(heldout_texts, settings, size, n_clean, seed + 1000, out / "clean", heldout_file)
+    ceiling = score(out / "clean", None, out / "scores" / "clean", engine)
+    scores["clean renderings (ceiling)"] = heldout.score_entry(ceiling)
+    stage("chance and ceiling")
+    sheet = heldout.write_sample_sheet(out / "eval" / "samples", out / "sheet.png")
 
-        logged = (out / "run" / "metrics.jsonl").read_text().splitlines()
-        metrics = [json.loads(line) for line in logged]
-        speeds = sorted(row["images_per_s"] for row in metrics)
-        parameters = sum(v.numel() for v in read_checkpoint(checkpoint)["ema"].values())
-        paths = {"texts": texts, "corpus": out / "corpus", "run": out / "run",
-                 "checkpoint": checkpoint, "samples": out / "eval" / "samples",
-                 "clean_renderings": out / "clean", "scores": out / "scores", "sheet": sheet,
-                 "result": out / "result.json"}  # fmt: skip
-        result = {
-            "seed": seed,
-            "settings": asdict(settings),
-            "steps": metrics[-1]["step"],
-            "parameters": parameters,
-            "train_images_per_s": round(speeds[len(speeds) // 2], 1),
-            "threads": threads,
-            "ocr": summary["ocr"],
-            "scores": scores,
-            "seconds": stages,
-            "total_seconds": round(time.perf_counter() - started, 1),
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-            "sheet": str(sheet),
-            "paths": {role: str(path) for role, path in paths.items()},
-        }
-        write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
-        log("\n".join([heldout.SCORE_HEADER, *heldout.score_rows("demo", scores)]))
-        return result
-    finally:
-        torch.set_num_threads(previous_threads)  # the caller's process keeps its own setting
+    logged = (out / "run" / "metrics.jsonl").read_text().splitlines()
+    metrics = [json.loads(line) for line in logged]
+    speeds = sorted(row["images_per_s"] for row in metrics)
+    parameters = sum(v.numel() for v in read_checkpoint(checkpoint)["ema"].values())
+    paths = {"texts": texts, "corpus": out / "corpus", "run": out / "run",
+             "checkpoint": checkpoint, "samples": out / "eval" / "samples",
+             "clean_renderings": out / "clean", "scores": out / "scores", "sheet": sheet,
+             "result": out / "result.json"}  # fmt: skip
+    result = {
+        "seed": seed,
+        "settings": asdict(settings),
+        "steps": metrics[-1]["step"],
+        "parameters": parameters,
+        "train_images_per_s": round(speeds[len(speeds) // 2], 1),
+        "threads": threads,
+        "ocr": summary["ocr"],
+        "scores": scores,
+        "seconds": stages,
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "sheet": str(sheet),
+        "paths": {role: str(path) for role, path in paths.items()},
+    }
+    write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
+    log("\n".join([heldout.SCORE_HEADER, *heldout.score_rows("demo", scores)]))
+    return result
