@@ -22,11 +22,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 # Top-level folders whose files a page may cite by repository path (`textimg/train.py`).
 SOURCE_ROOTS = ("textimg", "tests", "benchmarks", "docs")
 # Text that narrates the work instead of describing textimg: work periods, tracker numbers, other
-# people's jobs. The bracketed letters keep these lines from matching themselves. pytest's
-# fixture scope is removed before matching: it names a fixture's lifetime, not a work period.
+# people's jobs, the order runs happened in, what changed since. The bracketed letters keep these
+# lines from matching themselves. pytest's fixture scope is removed before matching: it names a
+# fixture's lifetime, not a work period.
 NARRATION = re.compile(
-    r"s[e]ssion|iss[u]e [0-9#]|another job|other (?:people|eng[i]neers)", re.IGNORECASE
+    r"s[e]ssion|iss[u]e [0-9#]|another job|other (?:people|eng[i]neers)|back[ -]to[ -]b[a]ck"
+    r"|bef[o]re (?:one|two|three|four|five|several|[0-9]+) changes|which n[o]w",
+    re.IGNORECASE,
 )
+# A page names a task by what it is ("two lines of words"), not by a number from the lab.
+LAB_NAME = re.compile(r"\bt[a]sk[ -]?[0-9]+\b", re.IGNORECASE)
 NARRATION_CASED = re.compile(r"\b[Cc]hain [A-Z]\b")
 PYTEST_SCOPE = re.compile(r"""scope=["']s[e]ssion["']""")
 SCANNED = ("textimg", "tests", "benchmarks", "docs")
@@ -61,6 +66,12 @@ def narrating_lines(text: str) -> list[tuple[int, str]]:
         if NARRATION.search(plain) or NARRATION_CASED.search(plain):
             found.append((number, line.strip()))
     return found
+
+
+def lab_names(text: str) -> list[tuple[int, str]]:
+    """(line number, line) for every line of a page that names a task by number."""
+    lines = enumerate(text.splitlines(), 1)
+    return [(number, line.strip()) for number, line in lines if LAB_NAME.search(line)]
 
 
 def scanned_files() -> list[Path]:
@@ -114,6 +125,12 @@ def test_nothing_narrates_the_work() -> None:
     assert not hits, "\n".join(hits)
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_pages_name_tasks_by_what_they_are(page: Path) -> None:
+    hits = lab_names(page.read_text(encoding="utf-8"))
+    assert not hits, f"{page.name} names tasks by number: {hits}"
+
+
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """The patterns themselves: a diary line and a dead path are found, plain text is not."""
     page = tmp_path / "page.md"
@@ -123,11 +140,19 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
         "sue 7, chain K).\n"  # split: this file must not match
         "See [gone](gone.md) and `textimg/no_such_module.py`, `tests/test_docs.py::test_x`.\n"
         '@pytest.fixture(scope="ses'
-        'sion") and the chain of commands.\n',
+        'sion") and the chain of commands.\n'
+        "Seeds 1 and 2 ran back to b"
+        "ack; 0.71x bef"
+        "ore three changes.\n"
+        "The command, which n"
+        "ow scores with RapidOCR, on ta"
+        "sk 2.\n"
+        "A task with two lines of words; a pre-task check.\n",
         encoding="utf-8",
     )
     cited = dict(cited_paths(page))
     assert not cited["gone.md"].exists()
     assert not cited["textimg/no_such_module.py"].exists()
     assert cited["tests/test_docs.py"].exists()
-    assert [number for number, _ in narrating_lines(page.read_text())] == [1]
+    assert [number for number, _ in narrating_lines(page.read_text())] == [1, 4, 5]
+    assert [number for number, _ in lab_names(page.read_text())] == [5]
