@@ -1,10 +1,10 @@
 """Does a textimg model learn to write? Three tasks end to end on a CPU, each against its bar.
 
-For each task (`learning_chain.py`): write training strings and held-out prompts (never rendered
-for training), render the corpus with `textimg synth --text-file`, train the task's recipe with
-`textimg train`, sample the held-out prompts with `textimg eval` with and without guidance, and
-OCR-score them (EasyOCR, upscaled) against their own prompts (the score), a derangement of the
-prompts (chance) and clean renderings of the held-out prompts (the ceiling).
+For each task (`textimg.learning`: its `Task` and `run_chain`): write training strings and
+held-out prompts (never rendered for training), render the corpus, train the task's recipe,
+sample the held-out prompts with and without guidance, and OCR-score them (EasyOCR, upscaled)
+against their own prompts (the score), a derangement of the prompts (chance) and clean renderings
+of the held-out prompts (the ceiling).
 
   short         2-3 characters of A-Z 0-9 anywhere in a 32 px image, two bold fonts, recipe
                 `cpu-proof-short`.  Bar: exact >= 0.9 x ceiling within 30 minutes all told.
@@ -20,9 +20,10 @@ prompts (chance) and clean renderings of the held-out prompts (the ceiling).
     python benchmarks/learns_to_write.py --quick --out /tmp/ltw-quick     # smoke test, ~2 min
 
 Prints one table (mean [95% CI], and exact match as a ratio of the ceiling) and writes
-`OUT/learns_to_write.json` with every command run, its wall time and the load average before it
-(the machine may be shared: wall times are only comparable at equal load), plus a contact sheet
-per task (`--sheet-dir`, default OUT). The measured results are in docs/results.md.
+`OUT/learns_to_write.json` with each task's `result.json` (wall time per stage, each logged with
+the load average as it ends: the machine may be shared, so wall times are only comparable at
+equal load), plus a contact sheet per task (`--sheet-dir`, default OUT). The measured results
+are in docs/results.md.
 """
 
 from __future__ import annotations
@@ -34,18 +35,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # a script beside its chain module
-
-from learning_chain import (  # noqa: E402
-    SHORT_CENTERED,
-    SHORT_STRINGS,
-    TWO_LINES,
-    ChainResult,
-    Task,
-    format_table,
-    run_chain,
-)
+from textimg.eval.heldout import score_table
+from textimg.learning.chain import run_chain
+from textimg.learning.task import SHORT_CENTERED, SHORT_STRINGS, TWO_LINES, Task
 
 TASKS = {"short": SHORT_STRINGS, "short-center": SHORT_CENTERED, "lines": TWO_LINES}
 
@@ -121,13 +115,13 @@ def configured(
     return dataclasses.replace(task, overrides=tuple(extra))
 
 
-def bar(result: ChainResult) -> tuple[str, bool]:
+def bar(task: Task, result: dict[str, Any]) -> tuple[str, bool]:
     """The task's pass criterion, as a sentence and a verdict."""
-    scores = result.scores
+    scores = result["scores"]
     ceiling = scores["clean renderings (ceiling)"]["exact"]["mean"]
     own = [v for k, v in scores.items() if k.startswith("own prompts")]
     chance = [v for k, v in scores.items() if k.startswith("shuffled prompts")]
-    if result.task.texts == "short":
+    if task.texts == "short":
         best = max(s["exact"]["mean"] for s in own)
         passed = best >= 0.9 * ceiling
         return f"best exact {best:.3f} vs 0.9 x ceiling {0.9 * ceiling:.3f}", passed
@@ -210,7 +204,7 @@ def main() -> None:
         return
 
     names = list(TASKS) if args.task == "both" else [args.task]
-    results = []
+    results: dict[str, tuple[Task, dict[str, Any]]] = {}
     started = time.perf_counter()
     for name in names:
         task = configured(
@@ -226,46 +220,42 @@ def main() -> None:
         sheet_dir = args.sheet_dir or args.out / name
         print(f"== task {name}: {task.total_steps()} steps of {task.recipe}, "
               f"load {os.getloadavg()}")  # fmt: skip
-        results.append(
-            run_chain(
-                task,
-                args.out / name,
-                threads=args.threads,
-                train=not args.reuse,
-                sheet=sheet_dir / f"learns_to_write_{name}.png",
-                curve=args.curve,
-            )
+        result = run_chain(
+            task,
+            args.out / name,
+            threads=args.threads,
+            train=not args.reuse,
+            sheet=sheet_dir / f"learns_to_write_{name}.png",
+            curve=args.curve,
         )
+        results[name] = task, result
     report = {
         "argv": sys.argv,
         "seconds": round(time.perf_counter() - started, 1),
         "load_average_end": os.getloadavg(),
-        "tasks": {r.task.name: r.to_dict() for r in results},
+        "tasks": {name: result for name, (_, result) in results.items()},
     }
-    for result in results:
-        sentence, passed = bar(result)
-        entry = report["tasks"][result.task.name]
-        entry["bar"] = {"check": sentence, "passed": passed}
-        corpus = result.out / "corpus"
+    for task, result in results.values():
+        sentence, passed = bar(task, result)
+        result["bar"] = {"check": sentence, "passed": passed}
+        corpus = Path(result["paths"]["corpus"])
         if corpus.exists():
-            entry["transcript_use"] = transcript_use(result.out / "run" / "checkpoint.pt", corpus)
+            result["transcript_use"] = transcript_use(Path(result["paths"]["checkpoint"]), corpus)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learns_to_write.json").write_text(json.dumps(report, indent=2) + "\n")
 
     print()
-    print(format_table(results))
-    for result in results:
-        stages = {s.name: s.seconds for s in result.stages}
-        train_s = sum(v for k, v in stages.items() if k.startswith("train"))
+    print(score_table({name: result["scores"] for name, (_, result) in results.items()}))
+    for name, (_, result) in results.items():
         print(
-            f"{result.task.name}: {result.steps} steps, {result.parameters / 1e6:.2f}M params, "
-            f"median {result.train_images_per_s:.0f} img/s; train {train_s / 60:.1f} min, "
-            f"all stages {sum(stages.values()) / 60:.1f} min; "
-            f"bar: {report['tasks'][result.task.name]['bar']}"
+            f"{name}: {result['steps']} steps, {result['parameters'] / 1e6:.2f}M params, "
+            f"median {result['train_images_per_s']:.0f} img/s; "
+            f"train {result['seconds'].get('train', 0) / 60:.1f} min, "
+            f"all stages {result['total_seconds'] / 60:.1f} min; bar: {result['bar']}"
         )
-        for t, losses in report["tasks"][result.task.name].get("transcript_use", {}).items():
+        for t, losses in result.get("transcript_use", {}).items():
             print(f"  loss at {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-        for point in result.curve:
+        for point in result["curve"]:
             print(
                 f"  curve step {point['step']}: trigram {point['trigram']['mean']:.3f} "
                 f"exact {point['exact']['mean']:.3f}"

@@ -7,7 +7,7 @@ so the run has three phases:
     python3 benchmarks/learns_to_write_gpu.py device --carry .gpu --out $OUT  # on the GPU machine
     python benchmarks/learns_to_write_gpu.py score --results DIR --out docs  # here, with EasyOCR
 
-`prepare` writes the texts (task `lines` of `learns_to_write.py`: two lines of short mixed-case
+`prepare` writes the texts (task `lines` of `textimg.learning.task`: two lines of short mixed-case
 words; 200 held-out prompts never rendered for training) and copies the four bold fonts into
 `--carry`, a folder that travels with the working tree. `device` renders the corpus with `textimg
 synth` on every core, trains `base64` in segments of `--minutes / --segments` of training time
@@ -35,23 +35,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the GPU machine runs from the checkout, nothing installed
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from learning_chain import (  # noqa: E402
-    TWO_LINES,
-    ChainResult,
-    format_table,
-    render_options,
-    split_texts,
-    summary_scores,
-)
-
-from textimg.eval.heldout import (  # noqa: E402
-    derangement,
-    write_prompts_file,
-    write_sample_sheet,
-    write_text_file,
-)
+from textimg.eval.heldout import read_score_entry, score_table, write_sample_sheet  # noqa: E402
+from textimg.learning.chain import read_training_log  # noqa: E402
+from textimg.learning.task import TWO_LINES, write_texts  # noqa: E402
 
 TASK = dataclasses.replace(TWO_LINES, name="gpu", recipe="base64", train_images=150_000)
 # A short run at a constant rate: the recipe's 1e-4 at batch 64 is the post's multi-day setting.
@@ -87,25 +74,27 @@ def prepare(carry: Path) -> None:
     """Texts, prompt files and font files for the device phase, under `carry`."""
     from textimg.data.fonts import resolve_fonts
 
-    carry.mkdir(parents=True, exist_ok=True)
-    train_texts, heldout = split_texts(TASK)
-    keys = [f"p{i:04d}" for i in range(len(heldout))]
-    write_text_file(train_texts, carry / "train.txt")
-    write_text_file(heldout, carry / "heldout.txt")
-    write_prompts_file(keys, heldout, carry / "prompts.jsonl")
-    write_prompts_file(keys, derangement(heldout, TASK.seed + 1), carry / "shuffled.jsonl")
-    font_list = carry / "fonts.txt"
-    font_list.write_text("".join(f + "\n" for f in TASK.fonts), encoding="utf-8")
+    # the device names each sample KEY.png, so the shuffled prompts are keyed by KEY alone
+    texts = write_texts(TASK, carry, sample_suffix="")
     fonts = carry / "fonts"
     fonts.mkdir(exist_ok=True)
-    for font in resolve_fonts(font_list, system=True).valid:
+    for font in resolve_fonts(texts.fonts_file, system=True).valid:
         shutil.copy2(font.path, fonts / Path(font.path).name)
-    print(f"prepared {carry}: {len(train_texts)} training texts, {len(heldout)} held-out prompts, "
-          f"{len(list(fonts.iterdir()))} fonts")  # fmt: skip
+    print(f"prepared {carry}: {len(texts.train)} training texts, "
+          f"{len(texts.prompts)} held-out prompts, {len(list(fonts.iterdir()))} fonts")  # fmt: skip
 
 
 def _render_options(carry: Path, workers: int) -> list[str]:
-    return render_options(TASK, carry / "fonts.txt", workers, font_dir=carry / "fonts")
+    """`textimg synth` options that draw the task's images (corpus and clean renderings alike)
+    from the fonts in `carry` alone: the GPU machine has none of the pip font packages."""
+    options = [
+        "--size", TASK.image_size(), "--max-lines", TASK.max_lines,
+        "--min-font-px", TASK.min_font_px, "--max-font-px", TASK.max_font_px,
+        "--min-contrast", TASK.min_contrast, "--placement", TASK.placement,
+        "--fonts", carry / "fonts.txt", "--workers", max(1, workers),
+        "--font-dir", carry / "fonts", "--no-system-fonts",
+    ]  # fmt: skip
+    return [str(option) for option in options]
 
 
 def device(carry: Path, out: Path, minutes: float, segments: int, images: int, toy: bool) -> None:
@@ -165,17 +154,17 @@ def device(carry: Path, out: Path, minutes: float, segments: int, images: int, t
         began = time.perf_counter()
         train(config, run, resume=segment > 1)
         train_seconds = time.perf_counter() - began
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        step = rows[-1]["step"]
+        training = read_training_log(run)
+        assert training is not None  # train() logs before it returns
+        step = training.steps
         model, diffusion, _ = load_checkpoint(run / "checkpoint.pt", device=device_name)
-        speeds = sorted(r["images_per_s"] for r in rows)
         entry = {
             "segment": segment,
             "step": step,
             "images_seen": step * config.train.batch_size,
             "train_seconds": round(train_seconds, 1),
-            "loss": rows[-1]["loss"],
-            "images_per_s_median": round(speeds[len(speeds) // 2], 1),
+            "loss": training.loss,
+            "images_per_s_median": round(training.images_per_s, 1),
         }
         for guidance in (3.0, 1.0) if segment == segments else (3.0,):
             began = time.perf_counter()
@@ -212,13 +201,13 @@ def score(results: Path, carry: Path, out: Path, sheet: Path) -> None:
     with tarfile.open(results / "samples.tar") as tar:
         tar.extractall(work, filter="data")
     upscale = ["--upscale", TASK.upscale]
-    chain = ChainResult(task=TASK, out=work)
+    scores: dict[str, dict] = {}
     clean = work / "clean"
     if not (clean / "summary.json").exists():
         textimg("synth", "--out", clean / "shards", "--n", TASK.heldout, "--seed", TASK.seed + 1000,
                 "--text-file", carry / "heldout.txt", *_render_options(carry, 2))  # fmt: skip
         textimg("score", clean / "shards", "--out", clean, *upscale)
-    chain.scores["clean renderings (ceiling)"] = summary_scores(clean / "summary.json")
+    scores["clean renderings (ceiling)"] = read_score_entry(clean / "summary.json")
     curve = []
     folders = sorted((work / "samples").iterdir())
     for folder in folders:
@@ -226,19 +215,17 @@ def score(results: Path, carry: Path, out: Path, sheet: Path) -> None:
         textimg("score", folder, "--prompts", carry / "prompts.jsonl", "--out", folder, *upscale)
         shuffled = work / "shuffled" / folder.name
         textimg("score", folder, "--prompts", carry / "shuffled.jsonl", "--out", shuffled, *upscale)
-        own, chance = (
-            summary_scores(folder / "summary.json"),
-            summary_scores(shuffled / "summary.json"),
-        )
+        own = read_score_entry(folder / "summary.json")
+        chance = read_score_entry(shuffled / "summary.json")
         curve.append({"step": int(step), "guidance": float(guidance), "own": own, "chance": chance})
         label = f"step {int(step)}, {'no guidance' if guidance == '1' else f'guidance {guidance}'}"
-        chain.scores[f"own prompts, {label}"] = own
-        chain.scores[f"shuffled, {label} (chance)"] = chance
+        scores[f"own prompts, {label}"] = own
+        scores[f"shuffled, {label} (chance)"] = chance
     last = max((f for f in folders if f.name.endswith("-g3")), key=lambda f: f.name)
     write_sample_sheet(last, sheet)
-    table = format_table([chain])
+    table = score_table({TASK.name: scores})
     print(table)
-    summary = {"device_report": report, "curve": curve, "ceiling": chain.scores[
+    summary = {"device_report": report, "curve": curve, "ceiling": scores[
         "clean renderings (ceiling)"], "table": table, "sheet": str(sheet)}  # fmt: skip
     (out / "learns_to_write_gpu.json").write_text(json.dumps(summary, indent=2) + "\n")
 

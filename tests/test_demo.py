@@ -16,19 +16,20 @@ import torch
 
 from textimg import demo
 from textimg.data.shards import iter_samples
-from textimg.demo import DemoSettings, free_cores, run_demo
+from textimg.demo import free_cores, run_demo
+from textimg.learning.task import DIGITS
 
 
 def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TEXTIMG_CACHE_DIR", str(tmp_path / "cache"))
-    settings = replace(
-        DemoSettings(), train_images=64, heldout=4, ceiling_renders=1, sample_steps=2, steps=4,
+    task = replace(
+        DIGITS, train_images=64, heldout=4, ceiling_renders=1, sample_steps=2, steps=4,
         overrides=("train.warmup_steps=1", "train.checkpoint_every=4", "train.log_every=1"),
     )  # fmt: skip
     out = tmp_path / "demo"
     threads = torch.get_num_threads()
     monkeypatch.setattr(demo, "free_cores", lambda: threads + 1)  # the demo's own setting differs
-    result = run_demo(out, seed=1, settings=settings, log=lambda line: None)
+    result = run_demo(out, seed=1, task=task, log=lambda line: None)
     assert torch.get_num_threads() == threads  # the caller's thread setting is left as it was
     assert json.loads((out / "result.json").read_text()) == json.loads(json.dumps(result))
     for role, path in result["paths"].items():

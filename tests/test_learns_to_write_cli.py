@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from textimg.config import apply_overrides, load_recipe
+from textimg.learning.task import split_texts
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learns_to_write.py"
 
@@ -64,7 +65,7 @@ def test_the_centred_task_trains_its_recipe() -> None:
 @pytest.mark.parametrize("name", ["short", "lines"])
 def test_heldout_prompts_are_never_training_texts(name: str) -> None:
     task = load_benchmark().TASKS[name]
-    train, heldout = sys.modules["learning_chain"].split_texts(task)
+    train, heldout = split_texts(task)
     assert len(heldout) == task.heldout == len(set(heldout))
     assert not set(train) & set(heldout)
     if task.texts == "short":

@@ -3,8 +3,9 @@
 A model's OCR score means little alone (nostalgebraist 2022 judged by round trip): the prompts
 must never have been rendered for training (`split_strings`), chance is the same samples scored
 against a derangement of their prompts (`derangement`), and the ceiling is clean renderings
-scored the same way. `textimg demo` and `benchmarks/learning_chain.py` share these, the prompt
-files that `synth --text-file`, `eval` and `score` read, the score table and the sample sheet.
+scored the same way. The learn-to-write chain (`textimg.learning`) and the GPU benchmark share
+these, the prompt files that `synth --text-file`, `eval` and `score` read, the score table and
+the sample sheet.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def score_entry(summary: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def read_score_entry(summary: Path) -> dict[str, Any]:
+    """`score_entry` of a `summary.json` that `score` or `eval` wrote."""
+    return score_entry(json.loads(summary.read_text()))
+
+
 def score_rows(name: str, scores: dict[str, dict[str, Any]]) -> list[str]:
     """Table rows: each condition's metrics as mean [95% CI] and exact match over the ceiling."""
     ceiling = next((s for c, s in scores.items() if c.startswith("clean renderings")), {})
@@ -96,6 +102,12 @@ def score_rows(name: str, scores: dict[str, dict[str, Any]]) -> list[str]:
 
 
 SCORE_HEADER = f"{'task':12s} {'condition':44s} {'trigram':>24s} {'exact':>24s} {'exact/ceil':>10s}"
+
+
+def score_table(scores_by_task: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The plain-text table of every task's score rows under one header."""
+    rows = [row for name, scores in scores_by_task.items() for row in score_rows(name, scores)]
+    return "\n".join([SCORE_HEADER, *rows])
 
 
 def write_sample_sheet(folder: Path, path: Path, limit: int = 32, cell: int = 64) -> Path:

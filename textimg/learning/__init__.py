@@ -1,0 +1,1 @@
+"""The learn-to-write chain: tasks (`task.py`) and the one run of texts to scores (`chain.py`)."""
