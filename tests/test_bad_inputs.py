@@ -331,3 +331,113 @@ def test_easyocr_commands_print_no_quantization_warning(paths, tmp_path) -> None
     result = run_textimg([*args, "--no-cache"])
     assert result.returncode == 0, result.stderr
     assert "quantize" not in result.stderr and "Warning" not in result.stderr
+
+
+def huge_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A PNG whose header claims `width` x `height` pixels over one pixel of data: what a
+    decompression bomb looks like to a reader, without the memory to make a real one."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1), 0).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    header = b"IHDR" + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[12:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(header))
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def broken_shards(tmp_path_factory) -> Path:
+    """One shard: a readable sample, a truncated PNG, a 20000x20000 PNG, another readable one."""
+    from test_reader import encoded, text_image
+
+    folder = tmp_path_factory.mktemp("broken")
+    good = encoded(text_image("ab"))
+    samples = [
+        ("k0", {"png": good, "txt": b"ab"}),
+        ("k1", {"png": good[: len(good) // 2], "txt": b"cut"}),
+        ("k2", {"png": huge_png(), "txt": b"huge"}),
+        ("k3", {"png": good, "txt": b"cd"}),
+    ]
+    write_shard(folder / shard_name("s", 0), samples)
+    return folder
+
+
+def test_preview_names_each_unreadable_sample_and_draws_the_rest(broken_shards, tmp_path) -> None:
+    sheet = tmp_path / "sheet.png"
+    result = runner.invoke(app, ["preview", str(broken_shards), "-o", str(sheet)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    shard = broken_shards / shard_name("s", 0)
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 2 and all(str(shard) in line for line in skipped), result.output
+    assert "sample k1: not a readable image" in skipped[0]
+    assert "sample k2: too large to decode safely" in skipped[1]
+    assert "wrote" in result.output and "(2 samples)" in result.output and sheet.is_file()
+
+
+def test_training_on_a_shard_with_a_huge_image_is_one_error_line(broken_shards, tmp_path) -> None:
+    from textimg.config import DataConfig
+    from textimg.data.reader import ShardStream
+    from textimg.errors import TextimgError
+
+    config = DataConfig(shards=(str(broken_shards),), shuffle_buffer=1)
+    stream = ShardStream(config, image_size=16, image_channels=1, batch_size=4, seed=0)
+    with pytest.raises(
+        TextimgError, match=r"sample k[12] in the shards of .*: (not a readable|too large)"
+    ):
+        next(iter(stream))
+
+
+def test_a_cache_dir_variable_naming_a_file_is_one_error_line(paths, tmp_path) -> None:
+    cache = tmp_path / "cache-file"
+    cache.write_text("mine")
+    env = {**os.environ, "TEXTIMG_CACHE_DIR": str(cache)}
+    result = run_textimg(["transcribe", paths["images"], "-o", tmp_path / "t.jsonl"], env=env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert (
+        lines[0].startswith("Error: TEXTIMG_CACHE_DIR=") and "is a file, not a folder" in lines[0]
+    )
+    assert cache.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [("x" * 40, "longer than the model's 14 characters are cut to fit"),
+     ("caf\u00e9 \u6f22\U0001f600", "characters the model's vocabulary lacks")],
+)  # fmt: skip
+def test_prompts_the_model_cannot_read_whole_are_one_warning_line(
+    paths, tmp_path, prompt: str, expected: str
+) -> None:
+    out = tmp_path / "grid.png"
+    args = [
+        "sample",
+        paths["ckpt"],
+        "--prompt",
+        prompt,
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    ]
+    result = run_textimg(args)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and expected in warnings[0], result.stderr
+    assert "UserWarning" not in result.stderr and out.is_file()
+
+
+def test_a_run_folder_with_a_non_ascii_name_reads_everywhere(paths, tmp_path) -> None:
+    from test_evaluate import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "caf\u00e9" / "checkpoint.pt", seed=0)
+    sampled = runner.invoke(app, ["sample", str(checkpoint), "--prompt", "ab", "--steps", "1",
+                                  "--device", "cpu", "-o", str(tmp_path / "g.png")])  # fmt: skip
+    assert sampled.exit_code == 0, sampled.output
+    exported = runner.invoke(app, ["export", str(checkpoint), "-o", str(tmp_path / "exp")])
+    assert exported.exit_code == 0, exported.output

@@ -130,3 +130,18 @@ def test_bad_sources_are_clear_errors(tmp_path: Path) -> None:
     make_shards(tmp_path / "a", "synth", 1, 2)
     with pytest.raises(TextimgError, match="weights"):
         ShardStream(DataConfig(shards=(str(tmp_path / "a"),), weights=(1.0, 2.0)), 16, 1, 1, seed=0)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_wide_grayscale_images_keep_their_tones(mode: str) -> None:
+    """16-bit, 32-bit and float grayscale scans decode to their gray levels, not to white."""
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    scale = {"I;16": 65535, "I": 65535, "F": 1.0}[mode]
+    dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+    image = Image.fromarray((ramp * scale).astype(dtype))
+    assert image.mode == mode
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if mode == "I;16" else "TIFF")
+    decoded = decode_image(buffer.getvalue(), size=64, channels=1)
+    expected = torch.from_numpy(ramp.astype(np.float32) * 2 - 1)
+    assert torch.allclose(decoded[0], expected, atol=2 / 255)

@@ -9,7 +9,7 @@ from test_unet import SMALL, make_unet
 
 from textimg.config import DiffusionConfig
 from textimg.diffusion import GaussianDiffusion
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, TextimgWarning
 from textimg.images import image_grid
 from textimg.model.tokenizer import CharTokenizer
 from textimg.sampling import guided_denoiser, sample
@@ -74,8 +74,14 @@ def test_learned_variance_model_samples_with_both_samplers(conditioning: str) ->
 
 def test_truncated_prompt_is_reported(model) -> None:
     diffusion = GaussianDiffusion.from_config(DiffusionConfig())
-    with pytest.warns(UserWarning, match="cut to 30 characters"):
+    with pytest.warns(TextimgWarning, match="model's 30 characters are cut to fit"):
         sample(model, diffusion, ["x" * 40], steps=1, seed=0)
+
+
+def test_characters_outside_the_vocabulary_are_reported(model) -> None:
+    diffusion = GaussianDiffusion.from_config(DiffusionConfig())
+    with pytest.warns(TextimgWarning, match="1 prompt.* vocabulary lacks.*'\\U0001f600'"):
+        sample(model, diffusion, ["ok", "hi \U0001f600"], steps=1, seed=0)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "ancestral"])

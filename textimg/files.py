@@ -24,7 +24,13 @@ def user_cache_dir() -> Path:
     `$TEXTIMG_CACHE_DIR`, else `textimg` under `$XDG_CACHE_HOME` or `~/.cache`."""
     root = os.environ.get(CACHE_DIR_ENV)
     if root:
-        return Path(root)
+        folder = Path(root).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise TextimgError(
+                f"{CACHE_DIR_ENV}={root} is a file, not a folder: point it at a folder "
+                "(it is created when missing) or unset it"
+            )
+        return folder
     return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "textimg"
 
 

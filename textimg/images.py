@@ -1,4 +1,5 @@
-"""Images for people to look at: tensors to uint8, grids, PNG files, captioned contact sheets."""
+"""Images for people to look at: tensors to uint8, grids, PNG files, captioned contact sheets, and
+the bit-depth conversion every reader of images shares."""
 
 from __future__ import annotations
 
@@ -56,6 +57,26 @@ def contact_sheet(
             (x, y + cell + 2), _caption(text, font, cell), font=font, fill=(0, 0, 0), spacing=2
         )
     return sheet
+
+
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+"""Pillow modes with more than 8 bits a pixel: converting them straight to L or RGB clips every
+value above 255 to white, so a 16-bit scan reads as a blank page."""
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """`image` with 8 bits a channel: 16-bit and 32-bit grayscale scaled down to L by the range its
+    mode holds (0-65535; float images 0-1 when they stay within it, else 0-255), any other mode as
+    it is. Every reader calls this before `convert`, so every mode Pillow opens keeps its tones."""
+    if image.mode not in WIDE_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top = 1.0 if values.size and np.nanmax(values) <= 1.0 else 255.0
+    else:
+        top = 65535.0
+    scaled = np.nan_to_num(values / top * 255.0, nan=0.0).clip(0, 255).round()
+    return Image.fromarray(scaled.astype(np.uint8))
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from textimg.diffusion import GaussianDiffusion
-from textimg.errors import TextimgError, check_choice
+from textimg.errors import TextimgError, TextimgWarning, check_choice
 from textimg.images import to_uint8
-from textimg.model.tokenizer import CharTokenizer
+from textimg.model.tokenizer import CharTokenizer, TokenBatch, unknown_characters
 from textimg.super_resolution import sampling_inputs
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -156,6 +156,26 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
 
 
 @torch.no_grad()
+def warn_prompt_tokens(prompts: Sequence[str], batch: TokenBatch, max_characters: int) -> None:
+    """Say which prompts the model cannot read in full: those cut to its text length, and those
+    with characters outside its vocabulary (read as unknown, so never drawn)."""
+    if batch.truncated:
+        warnings.warn(
+            f"{len(batch.truncated)} prompt(s) longer than the model's {max_characters} "
+            f"characters are cut to fit (first: {prompts[batch.truncated[0]][:40]!r})",
+            TextimgWarning,
+            stacklevel=3,
+        )
+    if batch.unknown:
+        first = prompts[batch.unknown[0]]
+        warnings.warn(
+            f"{len(batch.unknown)} prompt(s) hold characters the model's vocabulary lacks, read "
+            f"as unknown (first: {first[:40]!r}: {unknown_characters(first)!r})",
+            TextimgWarning,
+            stacklevel=3,
+        )
+
+
 def sample(
     model: nn.Module,
     diffusion: GaussianDiffusion,
@@ -181,11 +201,7 @@ def sample(
     config = model.config
     tokenizer = CharTokenizer(config.context_length)
     batch = tokenizer.encode_batch(prompts, pad_to=3)  # room for the null transcript
-    if batch.truncated:
-        warnings.warn(
-            f"prompt(s) {list(batch.truncated)} cut to {tokenizer.max_characters} characters",
-            stacklevel=2,
-        )
+    warn_prompt_tokens(prompts, batch, tokenizer.max_characters)
     device = next(model.parameters()).device
     tokens = batch.tokens.to(device)
     null_tokens = tokenizer.null_tokens(len(prompts), tokens.shape[1]).to(device)

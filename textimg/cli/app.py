@@ -2,6 +2,7 @@
 
 import errno
 import os
+import warnings
 
 import typer
 from rich.console import Console
@@ -9,7 +10,7 @@ from rich.markup import escape
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, TextimgWarning
 from textimg.interrupt import exit_status, signal_name, signals_interrupt
 
 
@@ -19,6 +20,19 @@ def _error_line(message: str, status: int) -> typer.Exit:
         f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True
     )
     return typer.Exit(status)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """textimg's own warnings as one `Warning:` line on stderr; others in Python's format."""
+    if issubclass(category, TextimgWarning):
+        Console(stderr=True).print(
+            f"[bold yellow]Warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+        )
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 def os_error_message(error: OSError) -> str:
@@ -40,7 +54,8 @@ class _FriendlyErrors(TyperGroup):
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
-            with signals_interrupt():
+            with signals_interrupt(), warnings.catch_warnings():
+                warnings.showwarning = _show_warning
                 return super().invoke(ctx)
         except TextimgError as error:
             raise _error_line(str(error), 1) from None

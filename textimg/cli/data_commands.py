@@ -304,9 +304,11 @@ def preview(
     if out.suffix.lower() != ".png":
         raise TextimgError(f"--out {out}: the contact sheet is a .png file")
     check_output_file(out, overwrite)
-    items = preview_samples(shards, n)
+    items, skipped = preview_samples(shards, n)
+    for sample in skipped:
+        console.print(f"skipped {sample.shard} sample {sample.key}: {sample.reason}")
     if not items:
-        raise TextimgError("no images found in those shards")
+        raise TextimgError("no readable images found in those shards")
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet = contact_sheet(items, columns=columns, cell=cell)
     write_atomic(out, lambda temp: sheet.save(temp, format="PNG"))

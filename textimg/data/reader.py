@@ -20,7 +20,6 @@ data position is the single integer `n` (`start_batch`).
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 import random
@@ -33,7 +32,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from textimg.config import DataConfig
-from textimg.data.shards import find_shards, image_member, iter_shard
+from textimg.data.shards import find_shards, image_member, iter_shard, open_member_image
 from textimg.errors import TextimgError
 
 RawSample = tuple[str, dict[str, bytes]]
@@ -56,9 +55,7 @@ def decode_image(data: bytes, size: int, channels: int) -> torch.Tensor:
     images become RGB by repetition, so synthetic data can train an RGB model; transparent images
     are laid on white, the usual page colour of text.
     """
-    with Image.open(io.BytesIO(data)) as opened:
-        opened.seek(0)  # the first frame of an animated GIF
-        image = opened.convert("RGBA")
+    image = open_member_image(data).convert("RGBA")
     background = Image.new("RGBA", image.size, (255, 255, 255, 255))
     image = Image.alpha_composite(background, image).convert("RGB" if channels == 3 else "L")
     width, height = image.size
@@ -172,8 +169,12 @@ class ShardStream(IterableDataset):
                     images.append(
                         decode_image(image_member(members)[1], self.image_size, self.image_channels)
                     )
-                except (OSError, ValueError) as error:
-                    raise TextimgError(f"cannot decode image of sample {key}: {error}") from None
+                except ValueError as error:
+                    folders = ", ".join(sorted({str(s[0].parent) for s in self.sources}))
+                    raise TextimgError(
+                        f"sample {key} in the shards of {folders}: {error}; remove it from its "
+                        "shard (or re-pack the source) and resume"
+                    ) from None
             yield {
                 "image": torch.stack(images),
                 "text": [members["txt"].decode("utf-8", errors="replace") for _, members in chunk],

@@ -219,18 +219,53 @@ def shard_is_complete(directory: Path, name: str, entry: dict[str, Any] | None) 
     return sha256_file(path) == entry.get("sha256")
 
 
-def preview_samples(sources: Iterable[Path | str], limit: int) -> list[tuple[Image.Image, str]]:
-    """The first `limit` (image, transcript) pairs of any textimg shards (synthetic or packed)."""
+def open_member_image(data: bytes) -> Image.Image:
+    """A shard member's image, loaded, at 8 bits a channel; an image that cannot be decoded, or
+    that is too large to decode safely (Pillow's decompression-bomb limit), raises `ValueError`
+    naming why."""
     from PIL import Image
 
-    items = []
-    for _key, members in iter_samples(sources):
-        found = image_member(members)
-        if found is None:
-            continue
-        image = Image.open(io.BytesIO(found[1]))
-        image.load()
-        items.append((image, members.get("txt", b"").decode("utf-8", errors="replace")))
-        if len(items) >= limit:
-            break
-    return items
+    from textimg.images import to_eight_bit
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.seek(0)  # the first frame of an animated image
+            opened.load()
+            return to_eight_bit(opened)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"too large to decode safely ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"not a readable image ({error})") from None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample left out of a listing: which shard, which key, and why."""
+
+    shard: Path
+    key: str
+    reason: str
+
+
+def preview_samples(
+    sources: Iterable[Path | str], limit: int
+) -> tuple[list[tuple[Image.Image, str]], list[Skipped]]:
+    """The first `limit` (image, transcript) pairs of any textimg shards (synthetic or packed),
+    and the samples whose image could not be decoded (the rest are still shown)."""
+    items: list[tuple[Image.Image, str]] = []
+    skipped: list[Skipped] = []
+    for source in sources:
+        for shard in find_shards(source):
+            for key, members in iter_shard(shard):
+                found = image_member(members)
+                if found is None:
+                    continue
+                try:
+                    image = open_member_image(found[1])
+                except ValueError as error:
+                    skipped.append(Skipped(shard, key, str(error)))
+                    continue
+                items.append((image, members.get("txt", b"").decode("utf-8", errors="replace")))
+                if len(items) >= limit:
+                    return items, skipped
+    return items, skipped

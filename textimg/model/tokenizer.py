@@ -23,10 +23,18 @@ _CHAR_TO_ID = {char: index + len(SPECIAL_TOKENS) for index, char in enumerate(CH
 
 @dataclass(frozen=True)
 class TokenBatch:
-    """Padded token ids (B, L) and the indices of texts that were cut to fit the context."""
+    """Padded token ids (B, L), the indices of texts that were cut to fit the context and of
+    texts holding characters outside the vocabulary (each read as `<unk>`)."""
 
     tokens: torch.Tensor
     truncated: tuple[int, ...]
+    unknown: tuple[int, ...] = ()
+
+
+def unknown_characters(text: str) -> str:
+    """The distinct characters of `text` that the vocabulary lacks (emoji, CJK, accents), in
+    order of first appearance: the model reads each as `<unk>` and cannot draw it."""
+    return "".join(dict.fromkeys(char for char in text if char not in _CHAR_TO_ID))
 
 
 class CharTokenizer:
@@ -63,7 +71,8 @@ class CharTokenizer:
         for row, (ids, _) in enumerate(encoded):
             tokens[row, : len(ids)] = torch.tensor(ids)
         truncated = tuple(i for i, (_, cut) in enumerate(encoded) if cut)
-        return TokenBatch(tokens=tokens, truncated=truncated)
+        unknown = tuple(i for i, text in enumerate(texts) if unknown_characters(text))
+        return TokenBatch(tokens=tokens, truncated=truncated, unknown=unknown)
 
     def null_tokens(self, batch_size: int, length: int) -> torch.Tensor:
         """The unconditional transcript for classifier-free guidance, padded to `length`."""
