@@ -273,8 +273,6 @@ def eval_command(
     no_cache: NoCacheOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
-    from rich.table import Table
-
     from textimg.distributed import Placement, resolve_device
     from textimg.eval.evaluate import EvalSettings, SamplingSettings, check_inputs, evaluate
     from textimg.eval.rerank import PruneSettings
@@ -302,8 +300,14 @@ def eval_command(
         select = ocr_options.build_engine(select_engine)
     with progress_bar() as progress:
         table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress)
-    if not table:
-        return  # a torchrun rank other than 0: rank 0 prints
+    if table:  # empty on a torchrun rank other than 0: rank 0 prints
+        _print_comparison(table, rerank, out)
+
+
+def _print_comparison(table: list[dict[str, Any]], rerank: bool, out: Path) -> None:
+    """The compare table for people to read; exits non-zero if a checkpoint scored nothing."""
+    from rich.table import Table
+
     view = Table("checkpoint", "trigram", "best of K", *(["rerank"] if rerank else []),
                  "cer", "exact share", "prompts", "failed")  # fmt: skip
     for row in table:
