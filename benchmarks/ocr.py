@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from textimg.data.shards import image_member, iter_samples
 from textimg.data.texts import english_vocabulary
 from textimg.eval import metrics, ocr
-from textimg.eval.scoring import decode_image
+from textimg.eval.scoring import open_image_for_ocr
 
 SIZES = (32, 64, 128, 256)
 HELD_OUT_FONTS = ("cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf")
@@ -105,7 +105,7 @@ def corpus_set(count: int, size: int, workdir: Path) -> tuple[list[str], list[Im
     texts, images = [], []
     for _, members in iter_samples([out]):
         texts.append(members["txt"].decode("utf-8"))
-        images.append(decode_image(image_member(members)[1]))
+        images.append(open_image_for_ocr(image_member(members)[1]))
     return texts, images
 
 

@@ -1,4 +1,5 @@
-"""Where this process runs: its torchrun rank, its device, and the process group.
+"""Where this process runs: its torchrun rank, its device, the process group, and the gather
+that brings every rank's results to rank 0.
 
 Training and evaluation both run as one plain process or as torchrun's ranks; both read the same
 environment the same way, so a command behaves alike under `torchrun` whichever it is.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from textimg.errors import TextimgError, check_choice
 
@@ -76,3 +78,30 @@ def start_process_group(place: Placement, cuda: bool) -> bool:
         torch.cuda.set_device(place.local_rank)
     dist.init_process_group("nccl" if cuda else "gloo")
     return True
+
+
+def gather_to_main(
+    part: Any, error: Exception | None, place: Placement, work: str = "the work"
+) -> list[Any]:
+    """Every rank's `part` on rank 0, in rank order (other ranks get []): gloo on CPU, NCCL on GPU.
+
+    Ranks first exchange whether they failed (`error`), so one rank's error stops every rank with
+    a message naming it ("`work` failed on rank N: ..."), instead of leaving the others waiting
+    in the gather forever. A rank that failed raises its own error.
+    """
+    if place.world_size == 1:
+        if error is not None:
+            raise error
+        return [part]
+    import torch.distributed as dist
+
+    statuses: list[Any] = [None] * place.world_size
+    dist.all_gather_object(statuses, None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [f"rank {rank}: {status}" for rank, status in enumerate(statuses) if status]
+    if failed:
+        raise TextimgError(f"{work} failed on " + "; ".join(failed))
+    gathered: list[Any] = [None] * place.world_size if place.rank == 0 else []
+    dist.gather_object(part, gathered if place.rank == 0 else None, dst=0)
+    return gathered

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,27 +42,31 @@ if TYPE_CHECKING:
     from textimg.eval.scoring import ProgressCallback
 
 
-def build_engine(
-    engine: str,
-    upscale: int,
-    min_confidence: float,
-    corner_margin: float,
-    ocr_batch: int,
-    cache_dir: Path | None,
-    no_cache: bool,
-) -> OcrEngine:
-    """The OCR engine the shared options describe, with the on-disk cache unless disabled."""
-    from textimg.eval.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
+@dataclass(frozen=True)
+class OcrOptions:
+    """The OCR options `score`, `transcribe` and `eval` share, gathered by name once per command,
+    so each engine is built from the same reading settings and cache."""
 
-    settings = OcrSettings(
-        engine=engine,
-        upscale=upscale,
-        min_confidence=min_confidence,
-        corner_margin=corner_margin,
-        batch_size=ocr_batch,
-    )
-    cache_path = cache_dir / "ocr.sqlite" if cache_dir else default_cache_path()
-    return make_engine(settings, None if no_cache else OcrCache(cache_path))
+    upscale: int
+    min_confidence: float
+    corner_margin: float
+    batch_size: int
+    cache_dir: Path | None
+    no_cache: bool
+
+    def build_engine(self, engine: str) -> OcrEngine:
+        """The OCR engine `engine` with these settings, on the on-disk cache unless disabled."""
+        from textimg.eval.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
+
+        settings = OcrSettings(
+            engine=engine,
+            upscale=self.upscale,
+            min_confidence=self.min_confidence,
+            corner_margin=self.corner_margin,
+            batch_size=self.batch_size,
+        )
+        cache_path = self.cache_dir / "ocr.sqlite" if self.cache_dir else default_cache_path()
+        return make_engine(settings, None if self.no_cache else OcrCache(cache_path))
 
 
 @contextmanager
@@ -142,8 +147,10 @@ def score(
     check_output_dir(out)  # before minutes of OCR, not after
     if prompts is not None:
         read_prompts(prompts)  # a bad line is refused before the OCR engine loads
-    ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
-                       no_cache)  # fmt: skip
+    ocr = OcrOptions(
+        upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
+        batch_size=ocr_batch, cache_dir=cache_dir, no_cache=no_cache,
+    ).build_engine(engine)  # fmt: skip
     with progress_bar() as progress:
         summary = run_score(images, prompts, out, ocr, progress)
     counts = summary["counts"]
@@ -180,8 +187,10 @@ def transcribe(
     from textimg.files import check_output_file
 
     check_output_file(out, overwrite)  # before minutes of OCR, not after
-    ocr = build_engine(engine, upscale, min_confidence, corner_margin, ocr_batch, cache_dir,
-                       no_cache)  # fmt: skip
+    ocr = OcrOptions(
+        upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
+        batch_size=ocr_batch, cache_dir=cache_dir, no_cache=no_cache,
+    ).build_engine(engine)  # fmt: skip
     with progress_bar() as progress:
         counts = run_transcribe(images_dir, out, ocr, progress=progress, overwrite=overwrite)
     skipped = counts["images"] - counts["written"]
@@ -201,15 +210,7 @@ def eval_command(
             help="Checkpoints written by textimg train; several give one table.", show_default=False
         ),
     ],
-    prompts: Annotated[
-        Path,
-        typer.Option(
-            "--prompts",
-            help="Prompts file: JSONL of {key, text} (test_split.jsonl from textimg pack), or "
-            "text with one prompt a line (keys line-N).",
-            show_default=False,
-        ),
-    ],
+    prompts: PromptsOption = None,
     out: Annotated[
         Path, out_option("Folder: one subfolder per checkpoint, compare.csv.", show_default=True)
     ] = Path("eval"),
@@ -272,25 +273,11 @@ def eval_command(
     no_cache: NoCacheOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
-    from rich.table import Table
-
-    from textimg.checkpoint import read_checkpoint_config
     from textimg.distributed import Placement, resolve_device
-    from textimg.eval.evaluate import (
-        EvalSettings,
-        SamplingSettings,
-        check_inputs,
-        check_super_resolution,
-        evaluate,
-    )
+    from textimg.eval.evaluate import EvalSettings, SamplingSettings, check_inputs, evaluate
     from textimg.eval.rerank import PruneSettings
-    from textimg.files import check_output_dir
 
-    check_inputs(checkpoints, prompts)
-    for path in checkpoints:  # an unreadable file fails here, not after the OCR engine loads
-        read_checkpoint_config(path)
-    check_super_resolution(sr, checkpoints)
-    check_output_dir(out)  # before minutes of sampling and OCR, not after
+    check_inputs(checkpoints, prompts, out, sr)  # before the OCR engines load, not after
     settings = EvalSettings(
         sampling=SamplingSettings(samples, steps, guidance, seed, sampler),
         limit=limit,
@@ -303,15 +290,24 @@ def eval_command(
         sr_guidance=sr_guidance,
         sample_batch=sample_batch,
     )
-    ocr_options = (upscale, min_confidence, corner_margin, ocr_batch, cache_dir, no_cache)
-    ocr = build_engine(engine, *ocr_options)
+    ocr_options = OcrOptions(
+        upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
+        batch_size=ocr_batch, cache_dir=cache_dir, no_cache=no_cache,
+    )  # fmt: skip
+    ocr = ocr_options.build_engine(engine)
     select = None
     if rerank and select_engine not in (None, engine):
-        select = build_engine(select_engine, *ocr_options)
+        select = ocr_options.build_engine(select_engine)
     with progress_bar() as progress:
         table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress)
-    if not table:
-        return  # a torchrun rank other than 0: rank 0 prints
+    if table:  # empty on a torchrun rank other than 0: rank 0 prints
+        _print_comparison(table, rerank, out)
+
+
+def _print_comparison(table: list[dict[str, Any]], rerank: bool, out: Path) -> None:
+    """The compare table for people to read; exits non-zero if a checkpoint scored nothing."""
+    from rich.table import Table
+
     view = Table("checkpoint", "trigram", "best of K", *(["rerank"] if rerank else []),
                  "cer", "exact share", "prompts", "failed")  # fmt: skip
     for row in table:

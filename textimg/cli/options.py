@@ -64,7 +64,7 @@ PromptsOption = Annotated[
     typer.Option(
         "--prompts",
         help="Prompts file: JSONL of {key, text} (test_split.jsonl from textimg pack), or text "
-        "with one prompt a line (a literal \\n starts a new line).",
+        "with one prompt a line (keys line-N; a literal \\n starts a new line).",
         show_default=False,
     ),
 ]

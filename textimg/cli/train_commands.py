@@ -228,6 +228,7 @@ def sample(
     from textimg.distributed import Placement, resolve_device
     from textimg.sampling import sample as sample_images
     from textimg.super_resolution import check_cascade
+    from textimg.upsampler import Upsampler
 
     texts = _read_prompts(prompt, prompts_file)
     suffixes = ["", "-sr"] if sr is not None else [""]
@@ -241,10 +242,8 @@ def sample(
     images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
     _write_images(images, out, samples, "")
     if sr is not None:
-        upsampler = load_checkpoint(sr, device=chosen)
-        large = sample_images(*upsampler[:2], repeated, sr_steps or steps, sr_guidance, seed,
-                              sampler, low_res=images)  # fmt: skip
-        _write_images(large, out, samples, "-sr")
+        upsampler = Upsampler(sr, chosen, sr_steps or steps, sr_guidance, sampler)
+        _write_images(upsampler.arrays(images, repeated, seed), out, samples, "-sr")
 
 
 def _is_grid(out: Path) -> bool:

@@ -23,8 +23,6 @@ goes on from there.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,19 +30,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
-from textimg.distributed import Placement, start_process_group
+from textimg.data.shards import sha256_file
+from textimg.distributed import Placement, gather_to_main, start_process_group
 from textimg.errors import TextimgError, check_choice
 from textimg.eval import metrics
 from textimg.eval.ocr import OcrEngine
-from textimg.eval.rerank import PruneSettings, rerank, tile
+from textimg.eval.rerank import PruneSettings, Upsample, rerank, tile
+from textimg.eval.sample_files import reusable_sample, sample_metadata, save_sample
 from textimg.eval.scoring import (
     Item,
     ProgressCallback,
     PromptLine,
-    decode_image,
+    open_image_for_ocr,
     parse_prompt_lines,
     score_items,
     summarize,
@@ -53,9 +52,7 @@ from textimg.eval.scoring import (
 )
 from textimg.files import check_output_dir
 from textimg.interrupt import Interrupted
-
-METADATA_KEY = "textimg-sample"
-"""PNG text chunk holding what generated the image; a restart keeps the PNG only if it matches."""
+from textimg.upsampler import Upsampler, check_cascade_checkpoints
 
 COMPARE_METRICS = ("trigram", "trigram_ci", "cer", "exact")
 
@@ -100,55 +97,25 @@ class EvalSettings:
     sample_batch: int = 64  # images per sampling call; batching changes no draw (GroupNoise)
 
 
-def check_super_resolution(sr_checkpoint: Path | None, checkpoints: Sequence[Path]) -> None:
-    """Fail before any sampling when `--sr` cannot upsample these base checkpoints' images."""
-    if sr_checkpoint is None:
-        return
-    from textimg.checkpoint import read_checkpoint_config
-    from textimg.super_resolution import check_cascade
-
-    upsampler = read_checkpoint_config(sr_checkpoint)
-    for path in checkpoints:
-        try:
-            check_cascade(read_checkpoint_config(path), upsampler)
-        except TextimgError as error:
-            raise TextimgError(f"--sr {sr_checkpoint} with {path}: {error}") from None
+def open_upsampler(settings: EvalSettings) -> Upsampler:
+    """The `--sr` checkpoint with the steps, guidance and sampler `eval` upsamples with."""
+    assert settings.super_resolution is not None
+    sampling = settings.sampling
+    steps = settings.sr_steps or sampling.steps
+    return Upsampler(
+        settings.super_resolution, settings.device, steps, settings.sr_guidance, sampling.sampler
+    )
 
 
-class SuperResolution:
-    """A `rerank.Upsample` from a super-resolution checkpoint: the cascade's second stage.
+def prompt_seeded(settings: EvalSettings) -> Upsample:
+    """The upsampler as rerank's `Upsample`, each call seeded by its prompt, so the upsampled
+    candidates of a prompt do not depend on which other prompts run."""
+    upsampler = open_upsampler(settings)
 
-    Each call is seeded by the prompt, so the upsampled candidates of a prompt do not depend on
-    which other prompts run.
-    """
+    def upsample(images: Sequence[Image.Image], prompt: str) -> list[Image.Image]:
+        return upsampler.images(images, prompt, prompt_seed(settings.sampling.seed, prompt))
 
-    def __init__(self, settings: EvalSettings) -> None:
-        from textimg.checkpoint import load_checkpoint
-
-        assert settings.super_resolution is not None
-        self.settings = settings
-        self.model, self.diffusion, config = load_checkpoint(
-            settings.super_resolution, device=settings.device
-        )
-        self.mode = "L" if config.model.image_channels == 1 else "RGB"
-
-    def arrays(self, low_res: np.ndarray, prompt: str) -> np.ndarray:
-        """uint8 (N, s, s, C) low-res images of one prompt to uint8 (N, S, S, C)."""
-        from textimg.sampling import sample
-
-        sampling = self.settings.sampling
-        return sample(
-            self.model, self.diffusion, [prompt] * len(low_res),
-            steps=self.settings.sr_steps or sampling.steps, guidance=self.settings.sr_guidance,
-            seed=prompt_seed(sampling.seed, prompt), sampler=sampling.sampler, low_res=low_res,
-        )  # fmt: skip
-
-    def __call__(self, images: Sequence[Image.Image], prompt: str) -> list[Image.Image]:
-        arrays = np.stack([np.asarray(image.convert(self.mode)) for image in images])
-        if arrays.ndim == 3:
-            arrays = arrays[..., None]
-        upsampled = self.arrays(arrays, prompt)
-        return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in upsampled]
+    return upsample
 
 
 def describe_super_resolution(settings: EvalSettings) -> dict[str, Any]:
@@ -156,7 +123,7 @@ def describe_super_resolution(settings: EvalSettings) -> dict[str, Any]:
     assert settings.super_resolution is not None
     described = {
         "path": str(settings.super_resolution),
-        "sha256_16": file_digest(settings.super_resolution),
+        "sha256_16": checkpoint_digest(settings.super_resolution),
         "steps": settings.sr_steps or settings.sampling.steps,
         "guidance": settings.sr_guidance,
         "applied_to": "rerank survivors" if settings.rerank else "every sample",
@@ -198,47 +165,15 @@ def checkpoint_names(paths: Sequence[Path]) -> list[str]:
     return [f"{index}-{name}" for index, name in enumerate(names)]
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of the checkpoint file: samples are reused only for the very same weights."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+def checkpoint_digest(path: Path) -> str:
+    """The first 16 hex digits of a checkpoint's sha256: samples are reused only for the very
+    same weights."""
+    return sha256_file(path)[:16]
 
 
 def prompt_seed(seed: int, key: str) -> int:
     """A 63-bit seed for one prompt's K samples from the run seed and the key alone."""
     return random.Random(f"{seed}-{key}").getrandbits(63)
-
-
-def _metadata(checkpoint: str, prompt: str, k: int, sampling: SamplingSettings) -> str:
-    return json.dumps(
-        {"checkpoint": checkpoint, "prompt": prompt, "k": k, **dataclasses.asdict(sampling)},
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-
-
-def _reusable(path: Path, metadata: str) -> Image.Image | None:
-    """The finished sample at `path` if its embedded metadata matches, else None."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.text.get(METADATA_KEY) == metadata:
-                return image.convert("RGB")
-    except (OSError, ValueError, SyntaxError):  # absent, half-written or foreign file
-        pass
-    return None
-
-
-def _save_sample(array: Any, path: Path, metadata: str) -> Image.Image:
-    """Write one sample as PNG with its metadata (temp name + rename, so a kill leaves none)."""
-    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    info = PngImagePlugin.PngInfo()
-    info.add_text(METADATA_KEY, metadata)
-    write_atomic(path, lambda temporary: image.save(temporary, format="PNG", pnginfo=info))
-    return image.convert("RGB")
 
 
 class CheckpointSampler:
@@ -252,17 +187,17 @@ class CheckpointSampler:
         from textimg.checkpoint import read_checkpoint_config
 
         self.path, self.folder, self.settings = path, folder, settings
-        self.digest = file_digest(path)
+        self.digest = checkpoint_digest(path)
         self.cascade = settings.super_resolution is not None and not settings.rerank
         # A PNG is reused only if made by the very same weights, upsampler included.
         self.identity = self.digest
         if self.cascade:
-            upsampler = (file_digest(settings.super_resolution), settings.sr_steps,
+            upsampler = (checkpoint_digest(settings.super_resolution), settings.sr_steps,
                          settings.sr_guidance)  # fmt: skip
             self.identity += "+sr:" + ":".join(map(str, upsampler))
         self.max_characters = read_checkpoint_config(path).model.context_length - 2
         self._model: tuple[Any, Any] | None = None
-        self._upsampler: SuperResolution | None = None
+        self._upsampler: Upsampler | None = None
 
     def items(self, lines: Sequence[PromptLine]) -> Iterator[Item]:
         """The scoring items of `lines`, in order; missing samples are drawn `sample_batch`
@@ -291,9 +226,10 @@ class CheckpointSampler:
         k_total = self.settings.sampling.samples
         paths = [self.folder / f"{line.key}_{k}.png" for k in range(k_total)]
         metadata = [
-            _metadata(self.identity, prompt, k, self.settings.sampling) for k in range(k_total)
+            sample_metadata(self.identity, prompt, k, self.settings.sampling)
+            for k in range(k_total)
         ]
-        images = [_reusable(p, m) for p, m in zip(paths, metadata, strict=True)]
+        images = [reusable_sample(p, m) for p, m in zip(paths, metadata, strict=True)]
         reused = all(image is not None for image in images)
         return _PromptPlan(line, prompt, paths, metadata, images if reused else None, reused)
 
@@ -333,10 +269,11 @@ class CheckpointSampler:
         for index, plan in enumerate(plans):
             mine = arrays[index * k_total : (index + 1) * k_total]
             if self.cascade:
-                self._upsampler = self._upsampler or SuperResolution(self.settings)
-                mine = self._upsampler.arrays(mine, plan.prompt)
+                self._upsampler = self._upsampler or open_upsampler(self.settings)
+                seed = prompt_seed(sampling.seed, plan.prompt)
+                mine = self._upsampler.arrays(mine, [plan.prompt] * len(mine), seed)
             plan.images = [
-                _save_sample(array, path, meta)
+                save_sample(array, path, meta)
                 for array, path, meta in zip(mine, plan.paths, plan.metadata, strict=True)
             ]
 
@@ -380,7 +317,7 @@ def rerank_rows(
     folder: Path,
     prune: PruneSettings,
     select: OcrEngine | None,
-    upsample: SuperResolution | None = None,
+    upsample: Upsample | None = None,
     engine: OcrEngine | None = None,
     sr_count: int | None = None,
 ) -> None:
@@ -400,7 +337,7 @@ def rerank_rows(
         if row["transcript"] is not None and row["status"] in ("ok", "empty_prompt"):
             by_key.setdefault(row["key"], []).append(row)
     for group in by_key.values():
-        candidates = [decode_image(folder / row["image"]) for row in group]
+        candidates = [open_image_for_ocr(folder / row["image"]) for row in group]
         known = {id(image): row["transcript"] for image, row in zip(candidates, group, strict=True)}
 
         def reuse(batch: Sequence[Image.Image], known: dict[int, str] = known) -> list[str]:
@@ -451,34 +388,6 @@ def compare_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _gather(
-    part: tuple[list[dict[str, Any]], dict[str, str]] | None,
-    error: Exception | None,
-    place: Placement,
-) -> list[tuple[list[dict[str, Any]], dict[str, str]]]:
-    """Every rank's (rows, thumbnails) on rank 0 (others get []): gloo on CPU, NCCL on GPU.
-
-    Ranks first exchange whether they failed, so one rank's error stops every rank with a
-    message naming it, instead of leaving the others waiting in the gather forever.
-    """
-    if place.world_size == 1:
-        if error is not None:
-            raise error
-        return [part]
-    import torch.distributed as dist
-
-    statuses: list[Any] = [None] * place.world_size
-    dist.all_gather_object(statuses, None if error is None else f"{type(error).__name__}: {error}")
-    if error is not None:
-        raise error
-    failed = [f"rank {rank}: {status}" for rank, status in enumerate(statuses) if status]
-    if failed:
-        raise TextimgError("evaluation failed on " + "; ".join(failed))
-    gathered: list[Any] = [None] * place.world_size if place.rank == 0 else []
-    dist.gather_object(part, gathered if place.rank == 0 else None, dst=0)
-    return gathered
-
-
 def evaluate_checkpoint(
     path: Path,
     name: str,
@@ -511,14 +420,14 @@ def evaluate_checkpoint(
             rows=rows,
         )
         if settings.rerank:
-            upsample = SuperResolution(settings) if settings.super_resolution else None
+            upsample = prompt_seeded(settings) if settings.super_resolution else None
             rerank_rows(rows, folder, settings.prune, select, upsample, engine, settings.sr_count)
         part = (rows, thumbnails)
     except Exception as caught:  # every rank must reach the collective below, failed or not
         error = caught
     except KeyboardInterrupt:
         raise Interrupted(_keep_partial(folder, name, rows, total, place)) from None
-    parts = _gather(part, error, place)
+    parts = gather_to_main(part, error, place, work="evaluation")
     if place.rank != 0:
         return None
     rows, thumbnails = merge_rank_results(parts, [line.key for line in lines])
@@ -572,15 +481,31 @@ def _keep_partial(
     return f"{kept}; the same command reuses them"
 
 
-def check_inputs(checkpoints: Sequence[Path], prompts: Path) -> None:
-    """Fail before loading OCR or models when a checkpoint or the prompts file is missing."""
+def check_inputs(
+    checkpoints: Sequence[Path],
+    prompts: Path | None,
+    out: Path,
+    super_resolution: Path | None = None,
+) -> None:
+    """Fail before OCR or models load, let alone minutes of sampling, when a checkpoint or the
+    prompts file is missing or unreadable, `--sr` cannot upsample these checkpoints' images, or
+    `out` cannot be written: the one check of an eval's inputs, which `evaluate` leaves to its
+    caller."""
+    from textimg.checkpoint import read_checkpoint_config
+
     if not checkpoints:
         raise TextimgError("give at least one checkpoint")
     missing = [str(p) for p in checkpoints if not Path(p).is_file()]
     if missing:
         raise TextimgError(f"no checkpoint at {', '.join(missing)}")
+    if prompts is None:
+        raise TextimgError("give the prompts to sample: --prompts FILE")
     if not Path(prompts).is_file():
         raise TextimgError(f"prompts file {prompts} does not exist")
+    for path in checkpoints:
+        read_checkpoint_config(path)
+    check_cascade_checkpoints(super_resolution, checkpoints)
+    check_output_dir(out)
 
 
 def evaluate(
@@ -594,13 +519,12 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Evaluate every checkpoint on the same prompts; rank 0 writes `out/compare.csv` and gets
     one compare row per checkpoint (other ranks get []). `progress` (rank 0's) counts images
-    sampled and read over all checkpoints.
+    sampled and read over all checkpoints. The inputs are checked by `check_inputs`, which the
+    caller runs first, before it loads the OCR engines.
 
     Under torchrun the caller's process group is used, or one is started here (NCCL when CUDA is
     available, else gloo) and torn down at the end.
     """
-    check_inputs(checkpoints, prompts)
-    check_output_dir(out)
     lines = parse_prompt_lines(prompts)[: settings.limit]
     place = Placement.from_environment()
     started = start_process_group(place, settings.device.startswith("cuda"))
@@ -648,7 +572,7 @@ __all__ = [
     "prompt_seed",
     "rerank_rows",
     "split_for_rank",
-    "check_super_resolution",
-    "SuperResolution",
+    "open_upsampler",
+    "prompt_seeded",
     "upsampled_picks",
 ]

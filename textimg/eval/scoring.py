@@ -130,8 +130,10 @@ def prompt_texts(path: Path) -> list[str]:
     return [line.text or "" for line in _strict(path)]
 
 
-def decode_image(data: bytes | Path) -> Image.Image:
-    """An image file or its bytes as RGB, fully loaded (so the file can be closed or replaced)."""
+def open_image_for_ocr(data: bytes | Path) -> Image.Image:
+    """An image file or its bytes as RGB at its own size, as the OCR engines read it, fully
+    loaded (so the file can be closed or replaced); training's `data.reader.decode_image`
+    instead makes a model's input tensor."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(source) as image:
         image.load()
@@ -140,7 +142,7 @@ def decode_image(data: bytes | Path) -> Image.Image:
 
 def _loaded(item: Item, data: bytes | Path) -> Item:
     try:
-        item.image = decode_image(data)
+        item.image = open_image_for_ocr(data)
     except Exception as error:  # PIL raises many types for bad files; any of them is "unreadable"
         item.status, item.error = "unreadable_image", f"{type(error).__name__}: {error}"
         return item
