@@ -6,9 +6,11 @@ import re
 import subprocess
 import sys
 import typing
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from textimg.config import (
     RETIRED,
@@ -300,3 +302,15 @@ def test_the_code_behind_a_choice_handles_every_value_it_allows() -> None:
 
     for mode in choices("super_resolution", "downsample"):
         assert downsample(torch.zeros(1, 1, 8, 8), 4, mode).shape == (1, 1, 4, 4)
+
+
+def test_no_recipe_line_restates_a_default_or_its_parents_value() -> None:
+    """A recipe lists what it changes, so each line is a choice someone made."""
+    defaults = to_dict(RunConfig())
+    for name in recipe_names():
+        data = tomllib.loads((resources.files("textimg") / "recipes" / f"{name}.toml").read_text())
+        parent = data.pop("extends", None)
+        inherited = to_dict(load_recipe(parent)) if parent else defaults
+        for section, values in data.items():
+            for key, value in values.items():
+                assert inherited[section][key] != value, f"{name}: {section}.{key} = {value}"
