@@ -66,6 +66,17 @@ def _data_overrides(data: list[str]) -> list[str]:
     return overrides
 
 
+def _option_overrides(overrides: list[str], data: list[str], named: dict[str, object]) -> list[str]:
+    """`--set` values, then `--data` and the named options that were given, as overrides."""
+    options = [*overrides, *(_data_overrides(data) if data else [])]
+    for setting, value in named.items():
+        if value is not None:
+            options.append(
+                f'{setting}="{value}"' if isinstance(value, str) else f"{setting}={value}"
+            )
+    return options
+
+
 def _toml_list(values: list[str]) -> str:
     return (
         "["
@@ -224,16 +235,9 @@ def train(
     # A resumed run keeps what it was started with (an lr horizon or a model set by --set at
     # launch); re-reading the recipe would silently change its schedule or refuse its model.
     config = read_checkpoint_config(run_dir / CHECKPOINT_NAME) if resume else load_recipe(recipe)
-    options = list(overrides or [])
-    if data:
-        options += _data_overrides(data)
-    named = (("steps", steps), ("batch_size", batch_size), ("seed", seed))
-    for name, value in (*named, ("max_minutes", max_minutes)):
-        if value is not None:
-            options.append(f"train.{name}={value}")
-    if device is not None:
-        options.append(f'runtime.device="{device}"')
-    config = apply_overrides(config, options)
+    named = {"train.steps": steps, "train.batch_size": batch_size, "train.seed": seed,
+             "train.max_minutes": max_minutes, "runtime.device": device}  # fmt: skip
+    config = apply_overrides(config, _option_overrides(overrides or [], data or [], named))
     if dry_run:
         from textimg.footprint import measure, parse_memory, table
 
