@@ -83,17 +83,17 @@ def main() -> None:
         overrides = [item for item in variant.split(";") if item]
         config = apply_overrides(load_recipe(args.recipe), overrides)
         model = build_model(config)
-        if uses_channels_last(config.train, cuda=False):
+        if uses_channels_last(config.runtime, cuda=False):
             model = model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=1e-4, fused=config.train.fused_optimizer
+            model.parameters(), lr=1e-4, fused=config.runtime.fused_optimizer
         )
         runs.append(
             Variant(
                 name=variant or args.recipe,
                 config=config,
                 model=model,
-                network=torch.compile(model) if uses_compile(config.train, cuda=False) else model,
+                network=torch.compile(model) if uses_compile(config.runtime, cuda=False) else model,
                 optimizer=optimizer,
                 batch=args.batch_size or config.train.batch_size,
             )

@@ -6,14 +6,17 @@ import re
 import subprocess
 import sys
 import typing
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from textimg.config import (
     RETIRED,
     SECTIONS,
     RunConfig,
+    RuntimeConfig,
     apply_overrides,
     choices,
     from_dict,
@@ -33,10 +36,10 @@ def test_round_trip_through_dict() -> None:
 def test_overrides_are_typed() -> None:
     config = apply_overrides(
         RunConfig(),
-        ["train.lr=3e-4", "train.steps=7", "model.channel_mult=[1, 2]", "train.device=cpu"],
+        ["train.lr=3e-4", "train.steps=7", "model.channel_mult=[1, 2]", "runtime.device=cpu"],
     )
     assert config.train.lr == 3e-4 and config.train.steps == 7
-    assert config.model.channel_mult == (1, 2) and config.train.device == "cpu"
+    assert config.model.channel_mult == (1, 2) and config.runtime.device == "cpu"
     assert apply_overrides(RunConfig(), ["train.lr=1"]).train.lr == 1.0  # int widens to float
     for bad, message in [
         ("train.steps=1.5", "train.steps must be an integer"),
@@ -66,9 +69,9 @@ CHOICE_FIELDS = {
     ("diffusion", "schedule"),
     ("diffusion", "prediction"),
     ("diffusion", "timestep_sampling"),
-    ("train", "compile"),
-    ("train", "memory_format"),
-    ("train", "device"),
+    ("runtime", "compile"),
+    ("runtime", "memory_format"),
+    ("runtime", "device"),
     ("super_resolution", "upsample"),
     ("super_resolution", "downsample"),
 }
@@ -130,13 +133,14 @@ def test_a_bad_recipe_fails_before_torch_is_even_imported(tmp_path: Path) -> Non
 
 def test_choices_are_listed_from_the_fields_themselves() -> None:
     assert choices("diffusion", "prediction") == ("eps", "v")  # the default first
-    assert choices("train", "compile") == ("auto", "true", "false")
+    assert choices("runtime", "compile") == ("auto", "true", "false")
+    assert choices("train", "compile") == choices("runtime", "compile")  # its spelling in train
     assert choices("model", "image_channels") == ("1", "3")
     assert choices("train", "lr") == ()  # any number in its range
     with pytest.raises(TextimgError, match="unknown setting model.colour"):
         choices("model", "colour")
     # A recipe's "true" and true are the same setting.
-    assert apply_overrides(RunConfig(), ['train.compile="true"']).train.compile is True
+    assert apply_overrides(RunConfig(), ['train.compile="true"']).runtime.compile is True
 
 
 # What 0 means for every integer and float setting: allowed (with its meaning, as the field's
@@ -274,7 +278,39 @@ def test_a_config_saved_with_retired_settings_at_their_kept_value_still_loads() 
         from_dict(saved)
 
 
-def test_the_code_behind_a_choice_handles_every_value_it_allows() -> None:
-    from textimg.super_resolution import DOWNSAMPLE_MODES
+def test_run_time_settings_are_not_saved_and_their_train_spellings_still_load() -> None:
+    """Where a run ran (device, compiling, layout, optimizer kernel) is not what it is: it stays
+    out of config.json and checkpoints, and does not make two configs differ. `--set
+    train.compile=false` and configs saved with those settings in [train] still load them."""
+    moved = ["train.compile=false", "train.device=cpu", "train.memory_format=contiguous"]
+    config = apply_overrides(load_recipe("tiny"), [*moved, "train.fused_optimizer=false"])
+    assert config.runtime == RuntimeConfig(
+        compile=False, device="cpu", memory_format="contiguous", fused_optimizer=False
+    )
+    assert "runtime" not in to_dict(config) and config == load_recipe("tiny")
+    saved = to_dict(load_recipe("tiny"))
+    saved["train"] |= {"compile": "auto", "device": "cuda", "memory_format": "auto"}
+    assert from_dict(saved).runtime.device == "cuda" and "device" not in to_dict(from_dict(saved))
+    overridden = apply_overrides(config, ["runtime.device=auto"]).runtime
+    assert overridden.device == "auto" and overridden.compile is False  # the rest is kept
 
-    assert choices("super_resolution", "downsample") == DOWNSAMPLE_MODES
+
+def test_the_code_behind_a_choice_handles_every_value_it_allows() -> None:
+    import torch
+
+    from textimg.super_resolution import downsample
+
+    for mode in choices("super_resolution", "downsample"):
+        assert downsample(torch.zeros(1, 1, 8, 8), 4, mode).shape == (1, 1, 4, 4)
+
+
+def test_no_recipe_line_restates_a_default_or_its_parents_value() -> None:
+    """A recipe lists what it changes, so each line is a choice someone made."""
+    defaults = to_dict(RunConfig())
+    for name in recipe_names():
+        data = tomllib.loads((resources.files("textimg") / "recipes" / f"{name}.toml").read_text())
+        parent = data.pop("extends", None)
+        inherited = to_dict(load_recipe(parent)) if parent else defaults
+        for section, values in data.items():
+            for key, value in values.items():
+                assert inherited[section][key] != value, f"{name}: {section}.{key} = {value}"

@@ -9,11 +9,19 @@ import torch
 from test_reader import make_shards
 
 from textimg.checkpoint import load_checkpoint, read_checkpoint
-from textimg.config import DataConfig, DiffusionConfig, ModelConfig, RunConfig, TrainConfig
+from textimg.config import (
+    DataConfig,
+    DiffusionConfig,
+    ModelConfig,
+    RunConfig,
+    RuntimeConfig,
+    TrainConfig,
+)
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
 from textimg.model import CharTokenizer, build_model
-from textimg.train import conditioning_tokens, learning_rate, parameter_groups, train
+from textimg.optimizer import learning_rate, parameter_groups
+from textimg.train import conditioning_tokens, train
 
 torch.set_num_threads(1)
 
@@ -33,15 +41,16 @@ MICRO_MODEL = ModelConfig(
 )
 
 
-def micro_config(data: Path, **train: object) -> RunConfig:
-    """A seconds-long run: 16 px, ~0.1M parameters, no sample grids."""
+def micro_config(data: Path, memory_format: str = "auto", **train: object) -> RunConfig:
+    """A seconds-long run on the CPU: 16 px, ~0.1M parameters, no sample grids."""
     settings = {"steps": 4, "batch_size": 4, "lr": 2e-3, "warmup_steps": 2, "decay_steps": 50}
-    settings |= {"checkpoint_every": 2, "sample_every": 0, "device": "cpu"}
+    settings |= {"checkpoint_every": 2, "sample_every": 0}
     return RunConfig(
         model=MICRO_MODEL,
         diffusion=DiffusionConfig(prediction="v"),
         train=dataclasses.replace(TrainConfig(), **(settings | train)),
         data=DataConfig(shards=(str(data),), shuffle_buffer=8),
+        runtime=RuntimeConfig(device="cpu", memory_format=memory_format),
     )
 
 

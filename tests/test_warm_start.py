@@ -14,13 +14,14 @@ from textimg.config import (
     DataConfig,
     DiffusionConfig,
     RunConfig,
+    RuntimeConfig,
     SuperResConfig,
     TrainConfig,
     apply_overrides,
 )
 from textimg.errors import TextimgError
 from textimg.model import build_model
-from textimg.train import train
+from textimg.train import TrainReport, train
 from textimg.warm_start import outer_parameter_names, warm_start
 
 torch.set_num_threads(1)
@@ -94,19 +95,30 @@ def test_refuses_a_base_that_cannot_line_up(
         warm_start(model, super_config, built(base_config, 0).state_dict(), base_config.model)
 
 
-def test_trainer_warm_starts_on_init_from(tmp_path: Path, capsys) -> None:
+def test_trainer_warm_starts_on_init_from(tmp_path: Path) -> None:
     data = make_shards(tmp_path / "data", "synth", shards=1, per_shard=4)
     settings = TrainConfig(steps=1, batch_size=2, lr=0.0, warmup_steps=1, sample_every=1,
-                           sample_steps=2, checkpoint_every=1, device="cpu")  # fmt: skip
+                           sample_steps=2, checkpoint_every=1)  # fmt: skip
     data_config = DataConfig(shards=(str(data),), shuffle_buffer=4)
-    base_config = dataclasses.replace(BASE, train=settings, data=data_config)
+    on_cpu = RuntimeConfig(device="cpu")
+    base_config = dataclasses.replace(BASE, train=settings, data=data_config, runtime=on_cpu)
     train(base_config, tmp_path / "base")
     base = read_checkpoint(tmp_path / "base" / "checkpoint.pt")["ema"]
     super_config = dataclasses.replace(
-        SUPER, train=settings, data=data_config, diffusion=DiffusionConfig(prediction="v")
+        SUPER,
+        train=settings,
+        data=data_config,
+        diffusion=DiffusionConfig(prediction="v"),
+        runtime=on_cpu,
     )
-    model = train(super_config, tmp_path / "sr", init_from=tmp_path / "base" / "checkpoint.pt")
-    assert "tensors copied from the base" in capsys.readouterr().err
+    notes: list[str] = []
+    model = train(
+        super_config,
+        tmp_path / "sr",
+        init_from=tmp_path / "base" / "checkpoint.pt",
+        report=TrainReport(note=notes.append),
+    )
+    assert any("tensors copied from the base" in line for line in notes)
     # lr 0: after one step every copied tensor still equals the base's.
     state = model.state_dict()
     assert torch.equal(

@@ -1,7 +1,9 @@
 """Run configuration: one frozen dataclass per concern, one source of defaults.
 
 A run is described by a `RunConfig` grouping `ModelConfig`, `DiffusionConfig`, `TrainConfig`,
-`DataConfig` and, for the cascade's second stage, `SuperResConfig`. Recipes
+`DataConfig` and, for the cascade's second stage, `SuperResConfig`; how one process runs it (its
+device, compiling, weight layout, optimizer kernel) is its `RuntimeConfig`, which is not saved:
+a run resumed on another machine is the same run. Recipes
 (`textimg/recipes/*.toml`) set fields by section; a recipe may name another with
 `extends = "base"` and override only what differs. The command line overrides single fields as
 `section.field=value` strings, checked against the field's type, so a typo or a wrong type is
@@ -10,8 +12,8 @@ next to it: a fixed set of values (`_choice`, listed by `choices` for the comman
 a range (`_bounded`; where 0 is allowed, the field's comment says what it means). Every rule is
 checked whenever a config is made, so a bad recipe or override fails at load, before any model
 is built, in one line that names the setting and what it allows. `to_dict`/`from_dict` round-trip
-the whole config, which is saved as `config.json` in every run directory and inside every
-checkpoint, so a checkpoint rebuilds its model with nothing else.
+the whole config but its run-time settings, which is saved as `config.json` in every run
+directory and inside every checkpoint, so a checkpoint rebuilds its model with nothing else.
 """
 
 from __future__ import annotations
@@ -26,12 +28,9 @@ from typing import Any
 
 import tomllib
 
+from textimg.choices import DOWNSAMPLE_MODES
 from textimg.distributed import DEVICES
 from textimg.errors import TextimgError, check_choice
-
-SAMPLERS = ("ddim", "ancestral")
-"""The samplers `textimg.sampling.SAMPLERS` runs, by name: kept here so that offering them (the
-command line's `--sampler`) needs no torch; tests/test_cli.py checks that the two agree."""
 
 
 @dataclass(frozen=True)
@@ -229,18 +228,6 @@ class TrainConfig(_Checked):
     sample_steps: int = _bounded(25, at_least=1)
     # 1 = no guidance, 0 = the unconditional model
     sample_guidance: float = _bounded(2.0, at_least=0)
-    # torch.compile the model: "auto" = on CUDA (no graph breaks, text padded to a few fixed
-    # lengths, so it compiles once per length), not on the CPU, where compiling cost 159 s for an
-    # 11% faster step (docs/benchmarks.md)
-    compile: bool | str = _choice("auto", True, False)
-    # auto = channels-last weights on the CPU, where oneDNN trains cpu-proof-short 1.07x faster
-    # (1.18x with the fused AdamW, docs/benchmarks.md), contiguous on CUDA (not measured there).
-    # The step itself runs under bf16 autocast on CUDA and in fp32 on the CPU, where bf16 trained
-    # no faster (0.94-1.00x, docs/training.md)
-    memory_format: str = _choice("auto", "channels_last", "contiguous")
-    fused_optimizer: bool = True  # one AdamW kernel for all tensors (a loop per tensor if false)
-    # auto = the local GPU when there is one, else the CPU (CUDA_VISIBLE_DEVICES picks a GPU)
-    device: str = _choice(*DEVICES)
     # stop (checkpoint first) after this much training time; 0 = no limit
     max_minutes: float = _bounded(0.0, at_least=0)
 
@@ -277,7 +264,7 @@ class SuperResConfig(_Checked):
     # how the model enlarges its low-res input: bilinear (the original) | bicubic (antialiased)
     upsample: str = _choice("bilinear", "bicubic")
     # how training inputs are made: area (the original) | bicubic
-    downsample: str = _choice("area", "bicubic")
+    downsample: str = _choice(*DOWNSAMPLE_MODES)
     # share of training inputs blurred (Gaussian, kernel 5); 0 = none
     blur_prob: float = _bounded(0.0, at_least=0, at_most=1)
     # sigma range of that blur (the original's)
@@ -292,14 +279,35 @@ class SuperResConfig(_Checked):
 
 
 @dataclass(frozen=True)
+class RuntimeConfig(_Checked):
+    """How this process runs a training: where, compiled or not, in which weight layout and with
+    which optimizer kernel. None of it changes what is trained (to rounding), so none of it is
+    saved with the run: `to_dict` leaves it out and `RunConfig` equality ignores it."""
+
+    # torch.compile the model: "auto" = on CUDA (no graph breaks, text padded to a few fixed
+    # lengths, so it compiles once per length), not on the CPU, where compiling cost 159 s for an
+    # 11% faster step (docs/benchmarks.md)
+    compile: bool | str = _choice("auto", True, False)
+    # auto = channels-last weights on the CPU, where oneDNN trains cpu-proof-short 1.07x faster
+    # (1.18x with the fused AdamW, docs/benchmarks.md), contiguous on CUDA (not measured there).
+    # The step itself runs under bf16 autocast on CUDA and in fp32 on the CPU, where bf16 trained
+    # no faster (0.94-1.00x, docs/training.md)
+    memory_format: str = _choice("auto", "channels_last", "contiguous")
+    fused_optimizer: bool = True  # one AdamW kernel for all tensors (a loop per tensor if false)
+    # auto = the local GPU when there is one, else the CPU (CUDA_VISIBLE_DEVICES picks a GPU)
+    device: str = _choice(*DEVICES)
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything a run needs, saved with it."""
+    """Everything a run needs: all but `runtime` is what the run is, saved with it."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     super_resolution: SuperResConfig = field(default_factory=SuperResConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig, compare=False)
 
     def __post_init__(self) -> None:
         """The rules between sections: step counts within the diffusion process, where used."""
@@ -321,7 +329,10 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "data": DataConfig,
     "super_resolution": SuperResConfig,
+    "runtime": RuntimeConfig,
 }
+UNSAVED = "runtime"
+"""The section `to_dict` leaves out: where a run ran, not what it is."""
 _SECTION_NAMES = {cls: name for name, cls in SECTIONS.items()}
 
 RETIRED: dict[str, Any] = {
@@ -334,10 +345,18 @@ RETIRED: dict[str, Any] = {
 before (`config.json`, a checkpoint) that holds that value still loads; any other value is
 refused, since textimg can no longer build what it describes (docs/training.md, "What helped")."""
 
+MOVED: dict[str, str] = {
+    f"train.{name}": f"runtime.{name}"
+    for name in ("compile", "memory_format", "fused_optimizer", "device")
+}
+"""Run-time settings by the names they have in the train section, which `--set` and recipes
+still use and configs saved with them hold: each is read as its runtime setting."""
+
 
 def choices(section: str, name: str) -> tuple[str, ...]:
     """The values `section.name` allows, spelled as in a recipe or `--set` (`true`, `3`), the
     default first; () for a setting that takes any value of its type."""
+    section, _, name = MOVED.get(f"{section}.{name}", f"{section}.{name}").partition(".")
     cls = SECTIONS.get(section)
     spec = next((f for f in dataclasses.fields(cls) if f.name == name), None) if cls else None
     if spec is None:
@@ -346,16 +365,19 @@ def choices(section: str, name: str) -> tuple[str, ...]:
 
 
 def to_dict(config: RunConfig) -> dict[str, dict[str, Any]]:
-    """Plain nested dict (tuples become lists) for JSON, TOML and checkpoints."""
+    """Plain nested dict (tuples become lists) for JSON, TOML and checkpoints: what the run is,
+    so without its run-time settings."""
     return {
         name: {key: list(v) if isinstance(v, tuple) else v for key, v in section.items()}
         for name, section in dataclasses.asdict(config).items()
+        if name != UNSAVED
     }
 
 
 def from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
     """Build a config from nested sections, each field checked; unknown names are errors."""
     base = base or RunConfig()
+    data = _moved_to_runtime(data)
     unknown = set(data) - set(SECTIONS)
     if unknown:
         raise TextimgError(f"unknown config section(s): {', '.join(sorted(unknown))}")
@@ -425,6 +447,23 @@ def _read_recipe(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
     for section, values in data.items():
         merged.setdefault(section, {}).update(values)
     return merged
+
+
+def _moved_to_runtime(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the `MOVED` settings in the runtime section; one also given there wins."""
+    moved = {
+        key: dict(values) if isinstance(values, dict) else values for key, values in data.items()
+    }
+    runtime: dict[str, Any] = {}
+    for old, new in MOVED.items():
+        section, name = old.split(".")
+        values = moved.get(section)
+        if isinstance(values, dict) and name in values:
+            runtime[new.split(".")[1]] = values.pop(name)
+    if runtime:
+        given = moved.get(UNSAVED, {})
+        moved[UNSAVED] = runtime | given if isinstance(given, dict) else given
+    return moved
 
 
 def _retired(section: str, name: str, value: Any) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from textimg.choices import SAMPLERS
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError, TextimgWarning, check_choice
 from textimg.images import to_uint8
@@ -149,7 +150,7 @@ def ddim_sample(
     return x
 
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+SAMPLE_LOOPS: dict[str, Callable[..., torch.Tensor]] = {
     "ancestral": ancestral_sample,
     "ddim": ddim_sample,
 }
@@ -227,7 +228,7 @@ def sample(
     model.eval()
     try:
         denoise = guided_denoiser(model, tokens, null_tokens, guidance, model_inputs)
-        images = SAMPLERS[sampler](denoise, diffusion.respace(steps), noise, draw)
+        images = SAMPLE_LOOPS[sampler](denoise, diffusion.respace(steps), noise, draw)
     finally:
         model.train(was_training)
     return to_uint8(images)

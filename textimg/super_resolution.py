@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from textimg.choices import DOWNSAMPLE_MODES
 from textimg.config import RunConfig, SuperResConfig
 from textimg.diffusion import GaussianDiffusion
 from textimg.errors import TextimgError
 from textimg.images import to_uint8
 
-DOWNSAMPLE_MODES = ("area", "bicubic")
 BLUR_KERNEL = 5
 
 

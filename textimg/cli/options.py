@@ -15,8 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from textimg.choices import DEFAULT_ENGINE, ENGINES, PLACEMENTS
-from textimg.config import SAMPLERS
+from textimg.choices import DEFAULT_ENGINE, ENGINES, PLACEMENTS, SAMPLERS
 from textimg.distributed import DEVICES
 from textimg.errors import check_choice
 

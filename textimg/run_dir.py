@@ -1,0 +1,99 @@
+"""A training run's directory: the files it keeps, apart from the loop that writes them.
+
+`config.json` (every setting but the run-time ones), `checkpoint.pt` (see `textimg.checkpoint`),
+`metrics.jsonl` (one JSON line per logged step), `samples/step-NNNNNN.png` and `loss.png`. A run
+directory is never overwritten by a fresh run; a resumed or unfinished one is continued, its
+metrics cut back to the checkpoint's step so the log has each step once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from textimg.config import RunConfig, from_dict, to_dict
+from textimg.errors import TextimgError
+from textimg.files import write_text_atomic
+
+METRICS_NAME = "metrics.jsonl"
+
+
+def open_run_dir(
+    config: RunConfig, out: Path, resume: bool, is_main: bool
+) -> dict[str, Any] | None:
+    """The checkpoint this run continues, or None for a fresh run: a fresh run never overwrites
+    a run directory, a resumed one must match its model and still have steps to go. Rank 0
+    (`is_main`) then writes `config.json` and drops the metrics logged after the checkpoint."""
+    state = _checkpoint_to_continue(config, out, resume)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(to_dict(config), indent=2) + "\n")
+        _keep_metrics_until(out / METRICS_NAME, state["step"] if state else 0)
+    return state
+
+
+def _checkpoint_to_continue(config: RunConfig, out: Path, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint in `out` that this run continues, refused where it cannot; None if none."""
+    checkpoint_path = out / CHECKPOINT_NAME
+    if resume or same_run_unfinished(checkpoint_path, config):
+        state = read_checkpoint(checkpoint_path)
+        saved = from_dict(state["config"])
+        model_settings = (config.model, config.diffusion, config.super_resolution)
+        if (saved.model, saved.diffusion, saved.super_resolution) != model_settings:
+            raise TextimgError(
+                f"{checkpoint_path} was trained with another model or diffusion config"
+            )
+        if state["step"] >= config.train.steps:
+            raise TextimgError(
+                f"{checkpoint_path} is already at step {state['step']}; pass a larger --steps"
+            )
+        return state
+    if checkpoint_path.exists():
+        raise TextimgError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    return None
+
+
+def write_loss_plot(metrics_path: Path, out: Path) -> None:
+    """`loss.png`: loss against step from `metrics.jsonl`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot([r["step"] for r in rows], [r["loss"] for r in rows], linewidth=0.8)
+    axis.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    figure.tight_layout()
+    figure.savefig(out)
+    plt.close(figure)
+
+
+def append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """Add one logged step's line to `metrics.jsonl`."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    """Drop lines logged after `step` by a run that was killed before its next checkpoint."""
+    if path.exists():
+        lines = [
+            line
+            for line in path.read_text().splitlines()
+            if line and json.loads(line)["step"] <= step
+        ]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def same_run_unfinished(checkpoint_path: Path, config: RunConfig) -> bool:
+    """Whether `checkpoint_path` is this very run (the same config) stopped before its last
+    step: then the same command continues it, as `pack` and `eval` continue theirs."""
+    if not checkpoint_path.exists():
+        return False
+    state = read_checkpoint(checkpoint_path, mmap=True)
+    return from_dict(state["config"]) == config and state["step"] < config.train.steps
