@@ -69,3 +69,31 @@ def test_free_cores_leaves_out_a_core_another_process_keeps_busy() -> None:
     finally:
         spinner.kill()
         spinner.wait()
+
+
+def test_a_stopped_demo_continues_and_a_finished_one_is_kept(tmp_path, monkeypatch) -> None:
+    """Run again after Ctrl-C, the demo continues its training from the checkpoint it stopped at
+    (steps already trained are not trained again); run again after it finished, it refuses and
+    leaves every result as it was."""
+    from textimg.errors import TextimgError
+    from textimg.learning.chain import render, train_segments
+    from textimg.learning.task import write_texts
+
+    monkeypatch.setenv("TEXTIMG_CACHE_DIR", str(tmp_path / "cache"))
+    task = replace(
+        DIGITS, train_images=64, heldout=4, ceiling_renders=1, sample_steps=2, steps=4, seed=1,
+        overrides=("train.warmup_steps=1", "train.checkpoint_every=2", "train.log_every=1"),
+    )  # fmt: skip
+    out = tmp_path / "demo"
+    texts = write_texts(task, out / "texts")  # what the stopped run had done: texts, corpus,
+    render(task, texts.train, texts.train_file, texts.fonts_file, 64, 1, out / "corpus")
+    train_segments(replace(task, steps=2), out / "corpus", out / "run")  # and 2 of 4 steps
+    stopped_at = (out / "run" / "metrics.jsonl").read_text()
+    run_demo(out, seed=1, task=task, log=lambda line: None)
+    logged = [json.loads(line)["step"] for line in (out / "run/metrics.jsonl").open()]
+    assert logged == [1, 2, 3, 4], "steps 1-2 are the stopped run's, 3-4 continue it"
+    assert (out / "run/metrics.jsonl").read_text().startswith(stopped_at)
+    finished = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(TextimgError, match="holds a finished run"):
+        run_demo(out, seed=1, task=task, log=lambda line: None)
+    assert finished == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

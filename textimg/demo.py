@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from textimg.eval import heldout
-from textimg.learning.chain import run_chain
+from textimg.learning.chain import ReportFactory, run_chain
 from textimg.learning.task import DIGITS, Task
 
 
@@ -59,9 +59,12 @@ def run_demo(
     seed: int = 0,
     task: Task = DIGITS,
     log: Callable[[str], None] = print,
+    report: ReportFactory | None = None,
 ) -> dict[str, Any]:
     """The task's chain under `out` with `seed`, torch on the free cores, then the score table;
-    returns what it writes to `out/result.json`."""
-    result = run_chain(replace(task, seed=seed), Path(out), log=log, threads=free_cores())
+    returns what it writes to `out/result.json`. `report` shows the training (a progress bar)."""
+    result = run_chain(
+        replace(task, seed=seed), Path(out), log=log, threads=free_cores(), report=report
+    )
     log(heldout.score_table({"demo": result["scores"]}))
     return result

@@ -329,10 +329,14 @@ def demo(
     Renders 2-3 digit strings, trains recipe `demo` on them, samples prompts never rendered for
     training and reads them back; prints the scores beside chance and the clean-render ceiling.
     """
+    from textimg.cli.progress import train_progress
     from textimg.demo import run_demo
 
     result = run_demo(
-        out, seed=seed, log=lambda line: console.print(line, markup=False, soft_wrap=True)
+        out,
+        seed=seed,
+        log=lambda line: console.print(line, markup=False, soft_wrap=True),
+        report=train_progress,
     )
     console.print(f"[bold]demo done[/] in {result['total_seconds'] / 60:.1f} min")
     for role, path in result["paths"].items():

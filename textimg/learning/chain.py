@@ -22,16 +22,23 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textimg.errors import TextimgError
 from textimg.eval import heldout
 from textimg.files import write_text_atomic
 from textimg.learning.task import Task, TaskTexts, write_texts
 
+if TYPE_CHECKING:
+    from textimg.config import RunConfig
+    from textimg.train import TrainReport
+
 Log = Callable[[str], None]
+ReportFactory = Callable[["RunConfig", Path], AbstractContextManager["TrainReport | None"]]
+"""Makes the trainer's report for one training call (the CLI's progress bar)."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +96,27 @@ def render(
     run_synth(RenderContext(config, fonts, tuple(texts)), out, workers=os.cpu_count() or 1)
 
 
-def train_segments(task: Task, corpus: Path, run_dir: Path, curve: Sequence[int] = ()) -> None:
+def _checkpoint_step(run_dir: Path) -> int:
+    """The step of the checkpoint in `run_dir`, 0 when there is none yet."""
+    from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint
+
+    path = run_dir / CHECKPOINT_NAME
+    return int(read_checkpoint(path, mmap=True)["step"]) if path.exists() else 0
+
+
+def train_segments(
+    task: Task,
+    corpus: Path,
+    run_dir: Path,
+    curve: Sequence[int] = (),
+    report: ReportFactory | None = None,
+) -> None:
     """Train the task's recipe on `corpus` into `run_dir` on the CPU. With `curve`, in segments
     that resume exactly, each segment's checkpoint kept as `checkpoint-STEP.pt`: the learning
     curve without touching the trainer. The task's steps, seed and corpus win over its overrides,
-    as `textimg train --steps --seed --data` win over `--set`."""
+    as `textimg train --steps --seed --data` win over `--set`. A run stopped part way (Ctrl-C)
+    continues from its checkpoint; segments it already passed are not trained again. `report`
+    makes the trainer's report for each segment (a progress bar); None trains quietly."""
     from textimg.config import apply_overrides, load_recipe
     from textimg.train import train
 
@@ -101,10 +124,15 @@ def train_segments(task: Task, corpus: Path, run_dir: Path, curve: Sequence[int]
     horizon = [f"train.decay_steps={task.steps}"] if task.steps else []
     total = task.total_steps()
     ends = sorted({s for s in curve if 0 < s < total} | {total})
-    for index, end in enumerate(ends):
+    for end in ends:
+        done = _checkpoint_step(run_dir)
+        if done >= end:
+            continue
         sets = [*horizon, *task.overrides, f'data.shards=["{corpus}"]', f"train.steps={end}",
                 f"train.seed={seed}", 'train.device="cpu"']  # fmt: skip
-        train(apply_overrides(load_recipe(task.recipe), sets), run_dir, resume=index > 0)
+        config = apply_overrides(load_recipe(task.recipe), sets)
+        with report(config, run_dir) if report else nullcontext(None) as segment_report:
+            train(config, run_dir, resume=done > 0, report=segment_report)
         if end != total:
             shutil.copy2(run_dir / "checkpoint.pt", run_dir / f"checkpoint-{end:06d}.pt")
 
@@ -158,6 +186,7 @@ def run_chain(
     sheet: Path | None = None,
     curve: Sequence[int] = (),
     curve_prompts: int = 100,
+    report: ReportFactory | None = None,
 ) -> dict[str, Any]:
     """Texts, corpus, training, samples of the held-out prompts at each guidance scale, chance and
     ceiling scores and a contact sheet (`sheet`, default `out/sheet.png`), all under `out`;
@@ -165,23 +194,30 @@ def run_chain(
 
     `curve` lists steps at which to keep a checkpoint; each is scored with the task's last
     guidance on the first `curve_prompts` held-out prompts (`result["curve"]`). Torch runs on
-    `threads` meanwhile; the caller's process keeps its own thread setting afterwards."""
+    `threads` meanwhile; the caller's process keeps its own thread setting afterwards.
+
+    A chain stopped part way (Ctrl-C) continues where it stopped when run again on the same
+    `out`: the corpus and the training resume, finished samples are reused. A finished chain
+    (`out/result.json`) is refused, so its results are never replaced."""
     import torch
 
     out = Path(out)
-    if train and (out / "run" / "checkpoint.pt").exists():
-        raise TextimgError(f"{out} already holds a trained run; choose another --out")
+    if (out / "result.json").exists():
+        raise TextimgError(
+            f"{out} holds a finished run ({out / 'result.json'}); choose another --out"
+        )
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return _run_stages(task, out, log, threads, train, sheet or out / "sheet.png", curve,
-                           curve_prompts)  # fmt: skip
+                           curve_prompts, report)  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run_stages(task: Task, out: Path, log: Log, threads: int, train: bool, sheet: Path,
-                curve: Sequence[int], curve_prompts: int) -> dict[str, Any]:  # fmt: skip
+                curve: Sequence[int], curve_prompts: int,
+                report: ReportFactory | None) -> dict[str, Any]:  # fmt: skip
     """`run_chain`'s stages, timed, and the result it writes."""
     from textimg.eval.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
     from textimg.eval.scoring import score
@@ -194,7 +230,7 @@ def _run_stages(task: Task, out: Path, log: Log, threads: int, train: bool, shee
         render(task, texts.train, texts.train_file, texts.fonts_file, task.train_images,
                task.seed, out / "corpus")  # fmt: skip
         clock.stage("synth")
-        train_segments(task, out / "corpus", run_dir, curve)
+        train_segments(task, out / "corpus", run_dir, curve, report)
         clock.stage("train")
 
     engine = make_engine(OcrSettings(upscale=task.upscale), OcrCache(default_cache_path()))
