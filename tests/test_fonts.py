@@ -148,6 +148,13 @@ def test_fonts_cli_check_and_write(tmp_path):
     assert len(paths) >= 40 and all(Path(p).is_file() for p in paths)
     again = resolve_fonts(written, system=False)
     assert len(again.valid) == len(paths) and not again.missing
+    written.write_text("# my own list\n")
+    args = ["fonts", "--no-system-fonts", "--write", str(written)]
+    refused = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert refused.exit_code == 1 and "exists; pass --overwrite" in refused.output
+    assert written.read_text() == "# my own list\n", "a user's file is never replaced unasked"
+    replaced = runner.invoke(app, [*args, "--overwrite"])
+    assert replaced.exit_code == 0 and read_font_list(written)
 
 
 @pytest.fixture

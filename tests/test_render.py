@@ -72,3 +72,25 @@ def test_word_metrics_equal_measuring_the_word_in_every_font():
         for word in WORDS:
             expected = (face.getlength(word), face.getbbox(word, anchor="la"))
             assert word_metrics(font.path, word) == expected, (font.file, word)
+
+
+def test_an_overlong_line_is_cut_in_few_measures_to_the_fewest_drops(monkeypatch):
+    """A 10,000-character word or a 2,000-word line fits in tens of layouts, not thousands, and
+    keeps exactly what dropping one at a time keeps."""
+    import textimg.data.render as render
+
+    measured = []
+    real = render.place_lines
+    monkeypatch.setattr(render, "place_lines", lambda *a: measured.append(1) or real(*a))
+    word = fit_text([["x" * 10_000]], set(), FONT, 30, 0.0, "left", 100, 12, 3)
+    assert len(measured) < 100 and word.dropped == 10_000 - len(word.lines[0][0])
+    one_less = fit_text(
+        [["x" * (len(word.lines[0][0]) + 1)]], set(), FONT, 12, 0.0, "left", 100, 12, 3
+    )
+    assert one_less.dropped == 1, "one more character does not fit"
+    measured.clear()
+    words = fit_text([["ab"] * 2000], set(), FONT, 30, 0.0, "left", 100, 12, 3)
+    assert len(measured) < 100 and sum(map(len, words.lines)) == 2000 - words.dropped
+    kept = sum(map(len, words.lines))
+    bigger = fit_text([["ab"] * (kept + 1)], set(), FONT, 12, 0.0, "left", 100, 12, 3)
+    assert bigger.dropped == 1, "one more word does not fit"

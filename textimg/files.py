@@ -8,7 +8,10 @@ the one folder where textimg keeps results it can always recompute.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 from textimg.errors import TextimgError
 
 TEMP_SUFFIX = ".tmp"
+LOCK_NAME = ".textimg.lock"
 CACHE_DIR_ENV = "TEXTIMG_CACHE_DIR"
 
 
@@ -106,3 +110,51 @@ def check_output_file(path: Path, overwrite: bool = False) -> Path:
         return path
     _check_creatable(path)
     return path
+
+
+def _holder(handle) -> str:  # type: ignore[no-untyped-def]
+    handle.seek(0)
+    return handle.read().strip() or "another process"
+
+
+@contextmanager
+def hold_folder(folder: Path | str) -> Iterator[None]:
+    """Hold `folder` for this process while it writes there; a second writer is refused at once.
+
+    Two runs writing one folder interleave their logs and replace each other's files, and both
+    exit 0. The lock is an advisory `flock` on `FOLDER/.textimg.lock`, which the kernel releases
+    when its process dies however it dies, so a killed run never leaves the folder locked; the
+    file names the holder (pid, host, command line) for the second writer's error, and is
+    removed when the holder is done. Under torchrun only rank 0 should call this.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    while True:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (held until the block ends)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            handle.close()
+            raise TextimgError(
+                f"{folder} is being written by {holder}; wait for it to finish or stop it, "
+                "or write somewhere else"
+            ) from None
+        try:
+            same_file = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if same_file:  # not a lock file that its holder removed as we opened it
+            break
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    command = " ".join(["textimg", *sys.argv[1:]])
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({command})\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()

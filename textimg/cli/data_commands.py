@@ -78,8 +78,13 @@ def fonts(
     font_dirs: FontDirOption = None,
     all_fonts: AllFontsOption = False,
     no_system_fonts: NoSystemOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Find fonts on this machine, validate them, and list the ones synth will use."""
+    from textimg.files import check_output_file, write_text_atomic
+
+    if write is not None:
+        check_output_file(write, overwrite)
     catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
     if check:
         entries = Table(title="Font list entries")
@@ -110,7 +115,7 @@ def fonts(
     if write is not None:
         lines = ["# Valid fonts found by `textimg fonts --write`; usable as `--fonts FILE`."]
         lines += [font.path for font in catalog.valid]
-        write.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_text_atomic(write, "\n".join(lines) + "\n")
         console.print(f"wrote {write}")
 
 

@@ -218,6 +218,29 @@ def place_lines(
     return origins, box
 
 
+LINEAR_DROPS = 8
+"""Drops tried one at a time before bisecting: an ordinary text that overflows at the minimum
+size loses a word or two, while a line of thousands of characters would need thousands of
+re-measures, one per dropped character."""
+
+
+def _after_drops(paragraphs: list[list[str]], dropped: int) -> list[list[str]]:
+    """The text after `dropped` drops: trailing words first, then trailing characters of the one
+    word left."""
+    words = sum(len(p) for p in paragraphs)
+    left = max(1, words - dropped)
+    kept: list[list[str]] = []
+    for paragraph in paragraphs:
+        if left == 0:
+            break
+        kept.append(list(paragraph[:left]))
+        left -= len(kept[-1])
+    cut = dropped - (words - 1)
+    if cut > 0:
+        kept[0][0] = kept[0][0][:-cut]
+    return kept
+
+
 def fit_text(
     paragraphs: list[list[str]],
     breaks: set[int],
@@ -231,11 +254,10 @@ def fit_text(
 ) -> FittedText:
     """Fit the words into an `area` x `area` square: the sampled breaks first, then word wrap,
     then smaller sizes; at the minimum size, drop trailing words (or, for one overlong word, its
-    trailing characters) until the rest fits. `dropped` counts what was cut."""
-    paragraphs = [list(p) for p in paragraphs]
-    dropped = 0
-    size = font_size
-    while True:
+    trailing characters) until the rest fits. `dropped` counts what was cut: the fewest drops
+    that fit, found one at a time for a few, then by bisection."""
+
+    def fit(paragraphs: list[list[str]], size: int) -> FittedText | None:
         spacing = round(size * spacing_ratio)
         for lines in (
             break_lines(paragraphs, breaks),
@@ -246,18 +268,32 @@ def fit_text(
             origins, box = place_lines(lines, font_path, size, spacing, align)
             if box[2] - box[0] <= area and box[3] - box[1] <= area:
                 return FittedText(lines, size, origins, box, dropped)
-        if size > min_font_size:
-            size = max(min_font_size, int(size * SHRINK))
-            continue
-        dropped += 1
-        if sum(len(p) for p in paragraphs) > 1:
-            paragraphs[-1].pop()
-            if not paragraphs[-1]:
-                paragraphs.pop()
-        elif len(paragraphs[0][0]) > 1:
-            paragraphs[0][0] = paragraphs[0][0][:-1]
+        return None
+
+    dropped = 0
+    size = font_size
+    while (fitted := fit(paragraphs, size)) is None and size > min_font_size:
+        size = max(min_font_size, int(size * SHRINK))
+    if fitted is not None:
+        return fitted
+    most = sum(len(p) for p in paragraphs) - 1 + len(paragraphs[0][0]) - 1
+    for dropped in range(1, min(LINEAR_DROPS, most) + 1):
+        if (fitted := fit(_after_drops(paragraphs, dropped), size)) is not None:
+            return fitted
+    low, high = LINEAR_DROPS + 1, most
+    dropped = high
+    if low > high or fit(_after_drops(paragraphs, high), size) is None:
+        raise ValueError(f"one character does not fit in {area} px at {min_font_size} px")
+    while low < high:
+        dropped = (low + high) // 2
+        if fit(_after_drops(paragraphs, dropped), size) is None:
+            low = dropped + 1
         else:
-            raise ValueError(f"one character does not fit in {area} px at {min_font_size} px")
+            high = dropped
+    dropped = low
+    fitted = fit(_after_drops(paragraphs, dropped), size)
+    assert fitted is not None
+    return fitted
 
 
 def render_layout(layout: Layout) -> tuple[Image.Image, Box | None]:
