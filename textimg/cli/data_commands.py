@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from textimg.cli.app import app
-from textimg.cli.options import PLACEMENTS, OverwriteOption, PlacementName, one_of, out_option
+from textimg.cli.options import (
+    PLACEMENTS,
+    OverwriteOption,
+    PlacementName,
+    WorkersOption,
+    one_of,
+    out_option,
+)
 from textimg.errors import TextimgError
 
 console = Console()
@@ -116,7 +122,7 @@ def fonts(
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the shards.")],
+    out: Annotated[Path, out_option("Output folder for the shards.")],
     n: Annotated[int, typer.Option("--n", help="Number of images in the corpus.")] = 407_000,
     seed: Annotated[int, typer.Option(help="Corpus seed: sample i depends only on (seed, i).")] = 0,
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 256,
@@ -153,9 +159,7 @@ def synth(
             "so the synthetic corpus speaks the real data's language."
         ),
     ] = None,
-    workers: Annotated[
-        int, typer.Option(help="Worker processes; 0 (the default) means all cores.")
-    ] = 0,
+    workers: WorkersOption = 0,
     shards: Annotated[
         str | None,
         typer.Option(
@@ -177,6 +181,7 @@ def synth(
     from dataclasses import asdict, replace
 
     from textimg.data.fonts import FontInfo
+    from textimg.data.shard_job import ShardDone, default_workers
     from textimg.data.synth import (
         RenderContext,
         SynthConfig,
@@ -188,8 +193,6 @@ def synth(
     )
     from textimg.data.texts import load_text_file
 
-    if workers < 0:
-        raise TextimgError(f"--workers must be 0 (all cores) or more, got {workers}")
     if text_file and text_from:
         raise TextimgError("give --text-file or --text-from, not both")
     _check_font_options(font_list, font_dirs)
@@ -226,7 +229,7 @@ def synth(
         )
     font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
     config = replace(config, fonts=font_fingerprint(font_set))
-    workers = workers or os.cpu_count() or 1
+    workers = workers or default_workers()
     total = sum(
         min(config.n, (i + 1) * config.shard_size) - i * config.shard_size
         for i in range(*shard_range)
@@ -243,8 +246,8 @@ def synth(
     ) as progress:
         task = progress.add_task("synth", total=total, rate="")
 
-        def advance(samples: int) -> None:
-            progress.advance(task, samples)
+        def advance(shard: ShardDone) -> None:
+            progress.advance(task, shard.entry["samples"])
             done = progress.tasks[0].completed
             rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, rate=f"{rate:,.0f} img/s")
@@ -270,12 +273,14 @@ def synth(
 
 @app.command()
 def merge(
-    out: Annotated[Path, typer.Argument(help="Corpus folder holding manifest-A-B.json parts.")],
+    corpus_dir: Annotated[
+        Path, typer.Argument(help="Corpus folder holding the manifest-A-B.json parts.")
+    ],
 ) -> None:
     """Merge the part manifests of a corpus rendered in pieces (--shards) into manifest.json."""
     from textimg.data.synth import merge_manifests
 
-    merged, missing = merge_manifests(out)
+    merged, missing = merge_manifests(corpus_dir)
     console.print(
         f"manifest.json: {len(merged['shards'])} of {merged['num_shards']} shards recorded"
     )

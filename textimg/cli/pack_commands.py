@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
     from textimg.data.pack import PackResult
 
-STAGE_LABELS = {"verify": "verifying images", "write": "writing shards"}
-
 
 @app.command()
 def pack(
@@ -77,6 +75,7 @@ def pack(
 
     from textimg.data.pack import PackOptions
     from textimg.data.pack import pack as pack_images
+    from textimg.data.shard_job import ShardDone
     from textimg.files import check_output_dir
 
     check_output_dir(out)
@@ -100,13 +99,21 @@ def pack(
     )
     tasks: dict[str, int] = {}
 
-    def report(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(STAGE_LABELS[stage], total=total)
-        bar.update(tasks[stage], completed=done)
+    def show(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bar.add_task(label, total=total)
+        bar.update(tasks[label], completed=done)
+
+    def verified(done: int, total: int) -> None:
+        show("verifying images", done, total)
+
+    def recorded(shard: ShardDone) -> None:
+        show("writing shards", shard.done, shard.total)
 
     with bar:
-        result = pack_images(images_dir, out, transcripts, options, workers or None, report)
+        result = pack_images(
+            images_dir, out, transcripts, options, workers or None, verified, recorded
+        )
     Console().print(_summary(result))
     if not result.packed:
         raise TextimgError(
