@@ -68,13 +68,14 @@ def read_manifests(directory: Path) -> list[dict[str, Any]]:
 
 
 ForeignCheck = Callable[[dict[str, Any]], str | None]
-"""Why a manifest found in the output folder belongs to another job (the error), or None."""
+"""Why a manifest found in the output folder belongs to a different run (the error), or None."""
 
 
 def check_output(directory: Path, foreign: ForeignCheck, strays: str) -> list[dict[str, Any]]:
-    """Refuse an output that is not a writable folder, whose manifests belong to another job, or
-    that has no manifest but holds files matching `strays` (`*.tar` for synth, `*` for pack,
-    which writes more than shards), so two runs never mix; return its manifests. Writes nothing.
+    """Refuse an output that is not a writable folder, whose manifests belong to a different
+    run, or that has no manifest but holds files matching `strays` (`*.tar` for synth, `*` for
+    pack, which writes more than shards), so two runs never mix; return its manifests. Writes
+    nothing.
     """
     directory = Path(directory)
     check_output_dir(directory)
