@@ -202,7 +202,8 @@ def pack(
         todo = job.keep_finished(claim_output(out, _another_run(out, fingerprint, options), "*"))
         write_text_atomic(out / REJECTS_NAME, "".join(map(_rejects_line, rejects)))
         write_text_atomic(out / TEST_SPLIT_NAME, _test_split_text(planned))
-        units = [(out, shard) for shard in planned if shard.name in todo]
+        left = set(todo)
+        units = [(out, shard) for shard in planned if shard.name in left]
         job.run(units, _write_job, WorkerPool(workers), _recorded_as)
         job.manifest["complete"] = True
         job.write_manifest()

@@ -167,21 +167,20 @@ class WorkerPool:
     @contextmanager
     def started(self, units: int) -> Iterator[tuple[Executor | None, Any]]:
         """The executor (None to run in this process) and the event that stops its units."""
-        serial = self.workers <= 1 or units <= 1
-        spawn = get_context("spawn")
-        event = spawn.Event() if self.processes and not serial else threading.Event()
+        size = min(self.workers, units)
+        event: Any = threading.Event()
         executor: Executor | None = None
-        if serial:
-            executor = None
-        elif self.processes:
+        if size > 1 and self.processes:
+            spawn = get_context("spawn")
+            event = spawn.Event()
             executor = ProcessPoolExecutor(
-                max_workers=min(self.workers, units),
+                max_workers=size,
                 mp_context=spawn,
                 initializer=_process_init,
                 initargs=(self.setup, event),
             )
-        else:
-            executor = ThreadPoolExecutor(max_workers=min(self.workers, units))
+        elif size > 1:
+            executor = ThreadPoolExecutor(max_workers=size)
         saved = _Worker.setup, _Worker.event
         _Worker.setup, _Worker.event = self.setup, event  # this process's own units read them
         try:
