@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +23,11 @@ from textimg.cli.options import (
     out_option,
 )
 from textimg.errors import TextimgError
+
+if TYPE_CHECKING:
+    from textimg.data.fonts import FontInfo
+    from textimg.data.shard_job import OnShard, ShardDone
+    from textimg.data.synth import SynthReport
 
 console = Console()
 
@@ -180,8 +187,7 @@ def synth(
     """
     from dataclasses import asdict, replace
 
-    from textimg.data.fonts import FontInfo
-    from textimg.data.shard_job import ShardDone, default_workers
+    from textimg.data.shard_job import default_workers
     from textimg.data.synth import (
         RenderContext,
         SynthConfig,
@@ -191,20 +197,9 @@ def synth(
         run_synth,
         text_fingerprint,
     )
-    from textimg.data.texts import load_text_file
 
-    if text_file and text_from:
-        raise TextimgError("give --text-file or --text-from, not both")
     _check_font_options(font_list, font_dirs)
-    corpus = None
-    if text_file:
-        corpus = tuple(load_text_file(text_file))
-    elif text_from:
-        from textimg.data.pack import load_packed_texts
-
-        corpus = tuple(load_packed_texts(text_from))
-        if not corpus:
-            raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
+    corpus = _text_corpus(text_file, text_from)
     config = SynthConfig(
         n=n,
         seed=seed,
@@ -221,21 +216,56 @@ def synth(
     config.check()
     shard_range = parse_shard_range(shards, config.num_shards)
     check_output(out, asdict(config), ignore=("fonts",))
-    catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
+    font_set = _synth_fonts(font_list, font_dirs, all_fonts, no_system_fonts)
+    config = replace(config, fonts=font_fingerprint(font_set))
+    workers = workers or default_workers()
+    context = RenderContext(config=config, fonts=font_set, corpus=corpus)
+    started = time.perf_counter()
+    with _synth_progress(config.n, config.shard_size, shard_range, started) as advance:
+        report = run_synth(context, out, workers, shard_range, on_shard=advance)
+    console.print(_synth_summary(report, time.perf_counter() - started, len(font_set), workers))
+
+
+def _text_corpus(text_file: Path | None, text_from: Path | None) -> tuple[str, ...] | None:
+    """The texts synth draws from: a text file, a pack's train transcripts, or None (the
+    embedded English)."""
+    from textimg.data.texts import load_text_file
+
+    if text_file and text_from:
+        raise TextimgError("give --text-file or --text-from, not both")
+    if text_file:
+        return tuple(load_text_file(text_file))
+    if not text_from:
+        return None
+    from textimg.data.pack import load_packed_texts
+
+    corpus = tuple(load_packed_texts(text_from))
+    if not corpus:
+        raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
+    return corpus
+
+
+def _synth_fonts(
+    font_list: Path | None, font_dirs: list[Path] | None, all_fonts: bool, no_system: bool
+) -> tuple[FontInfo, ...]:
+    """The fonts synth renders with; refuses a `--fonts` list naming a font that is not found."""
+    catalog = _catalog(font_list, font_dirs, all_fonts, no_system)
     if font_list is not None and catalog.missing:  # the user named these fonts explicitly
         raise TextimgError(
             f"no usable font for --fonts entries: {', '.join(catalog.missing[:5])} "
             f"(see `textimg fonts --check --fonts {font_list}`)"
         )
-    font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
-    config = replace(config, fonts=font_fingerprint(font_set))
-    workers = workers or default_workers()
-    total = sum(
-        min(config.n, (i + 1) * config.shard_size) - i * config.shard_size
-        for i in range(*shard_range)
-    )
-    context = RenderContext(config=config, fonts=font_set, corpus=corpus)
-    started = time.perf_counter()
+    return tuple(catalog.valid)
+
+
+@contextmanager
+def _synth_progress(
+    n: int, shard_size: int, shard_range: tuple[int, int], started: float
+) -> Iterator[OnShard]:
+    """A bar of the images in the shard range with the rate so far; yields the shard job's
+    callback."""
+    first, stop = shard_range
+    total = min(n, stop * shard_size) - first * shard_size
     with Progress(
         TextColumn("[bold]synth"),
         BarColumn(),
@@ -252,8 +282,11 @@ def synth(
             rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, rate=f"{rate:,.0f} img/s")
 
-        report = run_synth(context, out, workers, shard_range, on_shard=advance)
-    elapsed = time.perf_counter() - started
+        yield advance
+
+
+def _synth_summary(report: SynthReport, elapsed: float, fonts: int, workers: int) -> Table:
+    """The end-of-run table: what the range holds, what this run rendered, and how fast."""
     rendered_samples = sum(r.info.samples for r in report.rendered)
     families = {f for r in report.rendered for f in r.families}
     table = Table(title="textimg synth")
@@ -263,12 +296,12 @@ def synth(
     table.add_row("shards rendered / skipped", f"{len(report.rendered)} / {len(report.skipped)}")
     table.add_row("bytes on disk", f"{report.total_bytes:,}")
     table.add_row("bytes per image", f"{report.total_bytes / max(report.total_samples, 1):,.0f}")
-    table.add_row("fonts available / families used", f"{len(font_set)} / {len(families)}")
+    table.add_row("fonts available / families used", f"{fonts} / {len(families)}")
     table.add_row("texts cut to fit", f"{sum(r.dropped for r in report.rendered):,}")
     table.add_row("throughput", f"{rendered_samples / max(elapsed, 1e-9):,.0f} img/s")
     table.add_row("workers", str(workers))
     table.add_row("manifest", str(report.manifest_path))
-    console.print(table)
+    return table
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,9 +14,11 @@ from textimg.cli.options import WorkersOption, out_option
 from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
     from rich.table import Table
 
-    from textimg.data.pack import PackResult
+    from textimg.data.pack import PackResult, VerifyProgress
+    from textimg.data.shard_job import OnShard, ShardDone
 
 
 @app.command()
@@ -71,11 +75,9 @@ def pack(
 ) -> None:
     """Pack real images and their transcripts into train/test WebDataset shards."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from textimg.data.pack import PackOptions
     from textimg.data.pack import pack as pack_images
-    from textimg.data.shard_job import ShardDone
     from textimg.files import check_output_dir
 
     check_output_dir(out)
@@ -89,6 +91,27 @@ def pack(
         max_size=max_size,
         drop_empty=drop_empty,
     )
+    with _progress() as (verified, recorded):
+        result = pack_images(
+            images_dir, out, transcripts, options, workers or None, verified, recorded
+        )
+    Console().print(_summary(result))
+    if not result.packed:
+        raise TextimgError(
+            f"nothing packed: every one of the {result.rows:,} rows was rejected "
+            f"(reasons in {out / 'rejects.jsonl'})"
+            if result.rows
+            else f"nothing packed: {transcripts or images_dir} lists no images"
+        )
+
+
+@contextmanager
+def _progress() -> Iterator[tuple[VerifyProgress, OnShard]]:
+    """A transient bar on stderr per stage: images verified, then shards recorded by the shard
+    job (those kept from an earlier run count at once); yields the two callbacks."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     bar = Progress(
         "{task.description}",
         BarColumn(),
@@ -97,7 +120,7 @@ def pack(
         console=Console(stderr=True),
         transient=True,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def show(label: str, done: int, total: int) -> None:
         if label not in tasks:
@@ -111,17 +134,7 @@ def pack(
         show("writing shards", shard.done, shard.total)
 
     with bar:
-        result = pack_images(
-            images_dir, out, transcripts, options, workers or None, verified, recorded
-        )
-    Console().print(_summary(result))
-    if not result.packed:
-        raise TextimgError(
-            f"nothing packed: every one of the {result.rows:,} rows was rejected "
-            f"(reasons in {out / 'rejects.jsonl'})"
-            if result.rows
-            else f"nothing packed: {transcripts or images_dir} lists no images"
-        )
+        yield verified, recorded
 
 
 def _summary(result: PackResult) -> Table:
