@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,8 +14,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from textimg.cli.app import app
-from textimg.cli.options import PLACEMENTS, OverwriteOption, PlacementName, one_of, out_option
+from textimg.cli.options import (
+    PLACEMENTS,
+    OverwriteOption,
+    PlacementName,
+    WorkersOption,
+    one_of,
+    out_option,
+)
 from textimg.errors import TextimgError
+
+if TYPE_CHECKING:
+    from textimg.data.fonts import FontInfo
+    from textimg.data.shard_job import OnShard, ShardDone
+    from textimg.data.synth import SynthReport
 
 console = Console()
 
@@ -121,7 +134,7 @@ def fonts(
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the shards.")],
+    out: Annotated[Path, out_option("Output folder for the shards.")],
     n: Annotated[int, typer.Option("--n", help="Number of images in the corpus.")] = 407_000,
     seed: Annotated[int, typer.Option(help="Corpus seed: sample i depends only on (seed, i).")] = 0,
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 256,
@@ -158,9 +171,7 @@ def synth(
             "so the synthetic corpus speaks the real data's language."
         ),
     ] = None,
-    workers: Annotated[
-        int, typer.Option(help="Worker processes; 0 (the default) means all cores.")
-    ] = 0,
+    workers: WorkersOption = 0,
     shards: Annotated[
         str | None,
         typer.Option(
@@ -181,7 +192,7 @@ def synth(
     """
     from dataclasses import asdict, replace
 
-    from textimg.data.fonts import FontInfo
+    from textimg.data.shard_job import default_workers
     from textimg.data.synth import (
         RenderContext,
         SynthConfig,
@@ -191,22 +202,9 @@ def synth(
         run_synth,
         text_fingerprint,
     )
-    from textimg.data.texts import load_text_file
 
-    if workers < 0:
-        raise TextimgError(f"--workers must be 0 (all cores) or more, got {workers}")
-    if text_file and text_from:
-        raise TextimgError("give --text-file or --text-from, not both")
     _check_font_options(font_list, font_dirs)
-    corpus = None
-    if text_file:
-        corpus = tuple(load_text_file(text_file))
-    elif text_from:
-        from textimg.data.pack import load_packed_texts
-
-        corpus = tuple(load_packed_texts(text_from))
-        if not corpus:
-            raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
+    corpus = _text_corpus(text_file, text_from)
     config = SynthConfig(
         n=n,
         seed=seed,
@@ -223,21 +221,56 @@ def synth(
     config.check()
     shard_range = parse_shard_range(shards, config.num_shards)
     check_output(out, asdict(config), ignore=("fonts",))
-    catalog = _catalog(font_list, font_dirs, all_fonts, no_system_fonts)
+    font_set = _synth_fonts(font_list, font_dirs, all_fonts, no_system_fonts)
+    config = replace(config, fonts=font_fingerprint(font_set))
+    workers = workers or default_workers()
+    context = RenderContext(config=config, fonts=font_set, corpus=corpus)
+    started = time.perf_counter()
+    with _synth_progress(config.n, config.shard_size, shard_range, started) as advance:
+        report = run_synth(context, out, workers, shard_range, on_shard=advance)
+    console.print(_synth_summary(report, time.perf_counter() - started, len(font_set), workers))
+
+
+def _text_corpus(text_file: Path | None, text_from: Path | None) -> tuple[str, ...] | None:
+    """The texts synth draws from: a text file, a pack's train transcripts, or None (the
+    embedded English)."""
+    from textimg.data.texts import load_text_file
+
+    if text_file and text_from:
+        raise TextimgError("give --text-file or --text-from, not both")
+    if text_file:
+        return tuple(load_text_file(text_file))
+    if not text_from:
+        return None
+    from textimg.data.pack import load_packed_texts
+
+    corpus = tuple(load_packed_texts(text_from))
+    if not corpus:
+        raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
+    return corpus
+
+
+def _synth_fonts(
+    font_list: Path | None, font_dirs: list[Path] | None, all_fonts: bool, no_system: bool
+) -> tuple[FontInfo, ...]:
+    """The fonts synth renders with; refuses a `--fonts` list naming a font that is not found."""
+    catalog = _catalog(font_list, font_dirs, all_fonts, no_system)
     if font_list is not None and catalog.missing:  # the user named these fonts explicitly
         raise TextimgError(
             f"no usable font for --fonts entries: {', '.join(catalog.missing[:5])} "
             f"(see `textimg fonts --check --fonts {font_list}`)"
         )
-    font_set: tuple[FontInfo, ...] = tuple(catalog.valid)
-    config = replace(config, fonts=font_fingerprint(font_set))
-    workers = workers or os.cpu_count() or 1
-    total = sum(
-        min(config.n, (i + 1) * config.shard_size) - i * config.shard_size
-        for i in range(*shard_range)
-    )
-    context = RenderContext(config=config, fonts=font_set, corpus=corpus)
-    started = time.perf_counter()
+    return tuple(catalog.valid)
+
+
+@contextmanager
+def _synth_progress(
+    n: int, shard_size: int, shard_range: tuple[int, int], started: float
+) -> Iterator[OnShard]:
+    """A bar of the images in the shard range with the rate so far; yields the shard job's
+    callback."""
+    first, stop = shard_range
+    total = min(n, stop * shard_size) - first * shard_size
     with Progress(
         TextColumn("[bold]synth"),
         BarColumn(),
@@ -248,14 +281,17 @@ def synth(
     ) as progress:
         task = progress.add_task("synth", total=total, rate="")
 
-        def advance(samples: int) -> None:
-            progress.advance(task, samples)
+        def advance(shard: ShardDone) -> None:
+            progress.advance(task, shard.entry["samples"])
             done = progress.tasks[0].completed
             rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, rate=f"{rate:,.0f} img/s")
 
-        report = run_synth(context, out, workers, shard_range, on_shard=advance)
-    elapsed = time.perf_counter() - started
+        yield advance
+
+
+def _synth_summary(report: SynthReport, elapsed: float, fonts: int, workers: int) -> Table:
+    """The end-of-run table: what the range holds, what this run rendered, and how fast."""
     rendered_samples = sum(r.info.samples for r in report.rendered)
     families = {f for r in report.rendered for f in r.families}
     table = Table(title="textimg synth")
@@ -265,22 +301,24 @@ def synth(
     table.add_row("shards rendered / skipped", f"{len(report.rendered)} / {len(report.skipped)}")
     table.add_row("bytes on disk", f"{report.total_bytes:,}")
     table.add_row("bytes per image", f"{report.total_bytes / max(report.total_samples, 1):,.0f}")
-    table.add_row("fonts available / families used", f"{len(font_set)} / {len(families)}")
+    table.add_row("fonts available / families used", f"{fonts} / {len(families)}")
     table.add_row("texts cut to fit", f"{sum(r.dropped for r in report.rendered):,}")
     table.add_row("throughput", f"{rendered_samples / max(elapsed, 1e-9):,.0f} img/s")
     table.add_row("workers", str(workers))
     table.add_row("manifest", str(report.manifest_path))
-    console.print(table)
+    return table
 
 
 @app.command()
 def merge(
-    out: Annotated[Path, typer.Argument(help="Corpus folder holding manifest-A-B.json parts.")],
+    corpus_dir: Annotated[
+        Path, typer.Argument(help="Corpus folder holding the manifest-A-B.json parts.")
+    ],
 ) -> None:
     """Merge the part manifests of a corpus rendered in pieces (--shards) into manifest.json."""
     from textimg.data.synth import merge_manifests
 
-    merged, missing = merge_manifests(out)
+    merged, missing = merge_manifests(corpus_dir)
     console.print(
         f"manifest.json: {len(merged['shards'])} of {merged['num_shards']} shards recorded"
     )

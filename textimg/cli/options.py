@@ -17,7 +17,7 @@ import typer
 
 from textimg.choices import DEFAULT_ENGINE, ENGINES, PLACEMENTS, SAMPLERS
 from textimg.distributed import DEVICES
-from textimg.errors import check_choice
+from textimg.errors import TextimgError, check_choice
 
 Sampler = Literal[SAMPLERS]
 Device = Literal[DEVICES]
@@ -44,9 +44,26 @@ def one_of(option: str, allowed: tuple[str, ...]) -> Callable[[str], str]:
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace output files that already exist.")
 ]
+
+
+def worker_count(value: str | int) -> int:
+    """`--workers` as a count: 0 means all cores, a negative count is refused in one line."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a whole number") from None
+    if count < 0:
+        raise TextimgError(f"--workers must be 0 (all cores) or more, got {count}")
+    return count
+
+
 WorkersOption = Annotated[
     int,
-    typer.Option("--workers", min=0, help="Parallel workers; 0 (the default) means all cores."),
+    typer.Option(
+        "--workers",
+        parser=worker_count,
+        help="Parallel workers; 0 (the default) means all cores.",
+    ),
 ]
 DeviceOption = Annotated[
     Device | None,
@@ -175,4 +192,5 @@ __all__ = [
     "WorkersOption",
     "one_of",
     "out_option",
+    "worker_count",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,11 +14,11 @@ from textimg.cli.options import WorkersOption, out_option
 from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
     from rich.table import Table
 
-    from textimg.data.pack import PackResult
-
-STAGE_LABELS = {"verify": "verifying images", "write": "writing shards"}
+    from textimg.data.pack import PackResult, VerifyProgress
+    from textimg.data.shard_job import OnShard, ShardDone
 
 
 @app.command()
@@ -73,7 +75,6 @@ def pack(
 ) -> None:
     """Pack real images and their transcripts into train/test WebDataset shards."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from textimg.data.pack import PackOptions
     from textimg.data.pack import pack as pack_images
@@ -90,23 +91,10 @@ def pack(
         max_size=max_size,
         drop_empty=drop_empty,
     )
-    bar = Progress(
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    tasks: dict[str, int] = {}
-
-    def report(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(STAGE_LABELS[stage], total=total)
-        bar.update(tasks[stage], completed=done)
-
-    with bar:
-        result = pack_images(images_dir, out, transcripts, options, workers or None, report)
+    with _progress() as (verified, recorded):
+        result = pack_images(
+            images_dir, out, transcripts, options, workers or None, verified, recorded
+        )
     Console().print(_summary(result))
     if not result.packed:
         raise TextimgError(
@@ -115,6 +103,38 @@ def pack(
             if result.rows
             else f"nothing packed: {transcripts or images_dir} lists no images"
         )
+
+
+@contextmanager
+def _progress() -> Iterator[tuple[VerifyProgress, OnShard]]:
+    """A transient bar on stderr per stage: images verified, then shards recorded by the shard
+    job (those kept from an earlier run count at once); yields the two callbacks."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def show(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bar.add_task(label, total=total)
+        bar.update(tasks[label], completed=done)
+
+    def verified(done: int, total: int) -> None:
+        show("verifying images", done, total)
+
+    def recorded(shard: ShardDone) -> None:
+        show("writing shards", shard.done, shard.total)
+
+    with bar:
+        yield verified, recorded
 
 
 def _summary(result: PackResult) -> Table:

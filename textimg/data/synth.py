@@ -2,12 +2,11 @@
 
 Sample i is a pure function of (seed, i) and the font set: its random generator is seeded with
 (seed, i) alone, so any shard can be rebuilt alone, on any machine with the same fonts, by any
-number of workers. A shard is the unit of work and of resumption: rendered whole by one worker,
-written under a temporary name, renamed, then recorded (size + sha256) in the manifest. A rerun
-skips shards the manifest vouches for and rebuilds the rest. Ctrl-C or SIGTERM stops every worker
-within a sample (a shard cut short is never renamed), records the shards already finished and
-says so in one line. `shard_range` lets a Slurm array or a
-Kubernetes indexed Job split one corpus; each part writes `manifest-A-B.json`, which
+number of workers. A shard is the unit of work of a `shard_job.ShardJob`: rendered whole by one
+worker process, written under a temporary name, renamed, then recorded (size + sha256) in the
+manifest. A rerun skips shards the manifest vouches for and rebuilds the rest; Ctrl-C or SIGTERM
+records the shards already finished and says so in one line. `shard_range` lets a Slurm array or
+a Kubernetes indexed Job split one corpus; each part writes `manifest-A-B.json`, which
 `merge_manifests` folds into `manifest.json`.
 """
 
@@ -15,15 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import signal
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +28,26 @@ from textimg.choices import PLACEMENTS
 from textimg.data.fonts import PRINTABLE, FontInfo
 from textimg.data.png import encode_gray_png
 from textimg.data.render import Layout, fit_text, render_layout
+from textimg.data.shard_job import (
+    OnShard,
+    ShardJob,
+    WorkerPool,
+    check_stop,
+    claim_output,
+    read_manifests,
+    worker_setup,
+)
+from textimg.data.shard_job import check_output as check_shard_output
 from textimg.data.shards import (
     MANIFEST_NAME,
     ShardInfo,
     shard_entry,
-    shard_is_complete,
     shard_name,
     write_manifest,
     write_shard,
 )
 from textimg.data.texts import pick_text
 from textimg.errors import TextimgError, check_choice
-from textimg.files import check_output_dir
-from textimg.interrupt import Interrupted, deferred, signals_interrupt
 
 SHARD_PREFIX = "synth"
 ALIGNMENTS = ("left", "center", "right")
@@ -241,7 +243,7 @@ def make_sample(
     return image, layout.text, metadata
 
 
-def sample_key(index: int) -> str:
+def key_for_index(index: int) -> str:
     """Zero-padded global index: sorts in corpus order and holds no dots (webdataset splits keys at
     the first dot)."""
     return f"{index:09d}"
@@ -255,7 +257,7 @@ def render_sample(index: int, context: RenderContext, families: dict[str, list[F
         "txt": text.encode("utf-8"),
         "json": json.dumps(metadata, sort_keys=True).encode("utf-8"),
     }
-    return sample_key(index), members, metadata
+    return key_for_index(index), members, metadata
 
 
 @dataclass(frozen=True)
@@ -268,51 +270,11 @@ class ShardResult:
     dropped: int
 
 
-class ShardStopped(KeyboardInterrupt):
-    """A worker abandoned its shard because the run is stopping; the temp file is already gone.
-
-    A `KeyboardInterrupt`, so the parent's one stop path handles it like its own Ctrl-C."""
-
-
-class _Worker:
-    """A worker process's state: the context it renders (sent once, not with every shard: a
-    `--text-file` corpus can be large) and how it learns to stop: the parent's event, or a
-    signal sent to the worker itself (Ctrl-C in a terminal reaches every process of the group)."""
-
-    context: RenderContext | None = None
-    event: Any = None
-    signalled = False
-
-    @classmethod
-    def stop_requested(cls) -> bool:
-        return cls.signalled or (cls.event is not None and cls.event.is_set())
-
-
-def _worker_signal(number: int, frame: Any) -> None:
-    # Only a flag: the sample loop checks it, so the shard's temp file is removed in order.
-    _Worker.signalled = True
-
-
-def _worker_init(context: RenderContext, stop: Any) -> None:
-    """One thread per worker process (parallelism comes from processes, not from BLAS threads),
-    and stop signals noted, not raised mid-write: the worker drops its shard at the next sample."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    _Worker.context, _Worker.event = context, stop
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, _worker_signal)
-
-
-def _render_in_worker(shard_index: int, directory: Path) -> ShardResult:
-    """`render_shard` with the context `_worker_init` received."""
-    assert _Worker.context is not None, "called outside a synth worker"
-    return render_shard(shard_index, _Worker.context, directory)
-
-
 def render_shard(shard_index: int, context: RenderContext, directory: Path) -> ShardResult:
     """Render shard `shard_index` in full and write it atomically into `directory`.
 
-    In a worker process a stop request abandons the shard between two samples (`ShardStopped`);
-    in the parent, Ctrl-C raises where it lands and the temp file is removed just the same.
+    A stop request abandons the shard between two samples (`shard_job.check_stop`); in this
+    process, Ctrl-C raises where it lands and the temp file is removed just the same.
     """
     config = context.config
     families = context.families()
@@ -324,8 +286,7 @@ def render_shard(shard_index: int, context: RenderContext, directory: Path) -> S
     def samples():
         nonlocal dropped
         for index in range(start, stop):
-            if _Worker.stop_requested():
-                raise ShardStopped
+            check_stop()
             key, members, metadata = render_sample(index, context, families)
             used[metadata["font_family"]] += 1
             dropped += metadata["dropped"] > 0
@@ -358,16 +319,6 @@ def manifest_file_name(start: int, stop: int, num_shards: int) -> str:
     return f"manifest-{start:06d}-{stop:06d}.json"
 
 
-def _load_manifests(directory: Path) -> list[dict[str, Any]]:
-    manifests = []
-    for path in sorted(directory.glob("manifest*.json")):
-        try:
-            manifests.append(json.loads(path.read_text()))
-        except (json.JSONDecodeError, OSError) as error:
-            raise TextimgError(f"{path} is not a readable manifest: {error}") from None
-    return manifests
-
-
 def recorded_config(manifest: dict[str, Any]) -> dict[str, Any]:
     """A manifest's corpus options, with any option added since it was written at its default
     (which is what that older version rendered), so a corpus stays resumable across upgrades."""
@@ -380,44 +331,27 @@ def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(keys) or "unknown"
 
 
-def check_output(
-    directory: Path, config_dict: dict[str, Any], ignore: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """Refuse an output that is not a writable folder, or whose manifests describe another
-    corpus; return those manifests. Options in `ignore` are not compared: the CLI checks the
-    folder before it knows the font set, so a mistyped option fails before any font work.
-
-    A folder that holds tars with no manifest is refused too, so two corpora are never mixed.
-    """
-    check_output_dir(directory)
-    if not directory.is_dir():
-        return []
-    manifests = _load_manifests(directory)
+def _another_corpus(directory: Path, config_dict: dict[str, Any], ignore: Sequence[str]):
+    """Why a manifest in `directory` describes a corpus other than `config_dict`, or None."""
     wanted = {k: v for k, v in config_dict.items() if k not in ignore}
-    for manifest in manifests:
+
+    def foreign(manifest: dict[str, Any]) -> str | None:
         options = {k: v for k, v in recorded_config(manifest).items() if k not in ignore}
-        if manifest.get("kind") != "synth" or options != wanted:
-            raise TextimgError(
-                f"{directory} holds another corpus (its manifest differs in: "
-                f"{_describe_difference(options, wanted)}); "
-                "choose an empty folder or the same options"
-            )
-    if not manifests and any(directory.glob("*.tar")):
-        raise TextimgError(f"{directory} holds .tar files that no textimg manifest describes")
-    return manifests
+        if manifest.get("kind") == "synth" and options == wanted:
+            return None
+        return (
+            f"{directory} holds another corpus (its manifest differs in: "
+            f"{_describe_difference(options, wanted)}); choose an empty folder or the same options"
+        )
+
+    return foreign
 
 
-def prepare_output(directory: Path, config_dict: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Check `directory` can receive this corpus (`check_output`); return the shard entries
-    already recorded. Leftover `.tmp` files from a killed run are removed."""
-    manifests = check_output(directory, config_dict)
-    directory.mkdir(parents=True, exist_ok=True)
-    for temp in directory.glob("*.tmp"):
-        temp.unlink(missing_ok=True)
-    recorded: dict[str, dict[str, Any]] = {}
-    for manifest in manifests:
-        recorded.update(manifest.get("shards", {}))
-    return recorded
+def check_output(directory: Path, config_dict: dict[str, Any], ignore: Sequence[str] = ()) -> None:
+    """Refuse an output that is not a writable folder, whose manifests describe another corpus,
+    or that holds tars no manifest describes. Options in `ignore` are not compared: the CLI checks
+    the folder before it knows the font set, so a mistyped option fails before any font work."""
+    check_shard_output(directory, _another_corpus(directory, config_dict, ignore), "*.tar")
 
 
 @dataclass
@@ -431,16 +365,27 @@ class SynthReport:
     total_bytes: int = 0
 
 
+def _render_unit(shard_index: int) -> ShardResult:
+    """`render_shard` with the (context, directory) the worker pool was set up with."""
+    context, directory = worker_setup()
+    return render_shard(shard_index, context, directory)
+
+
+def _recorded_as(shard_index: int, result: ShardResult) -> tuple[str, dict[str, Any]]:
+    """A rendered shard's manifest entry: size, sha256, and how many texts were cut to fit."""
+    return result.name, {**shard_entry(result.info), "dropped": result.dropped}
+
+
 def run_synth(
     context: RenderContext,
     directory: Path,
     workers: int,
     shard_range: tuple[int, int] | None = None,
-    on_shard: Callable[[int], None] | None = None,
+    on_shard: OnShard | None = None,
 ) -> SynthReport:
     """Render the shards in `shard_range` (all by default) into `directory`, resuming if possible.
 
-    `on_shard(samples)` is called as each shard completes (for progress bars). The manifest is
+    `on_shard` is called as each shard is recorded (for progress bars). The manifest is
     rewritten after every shard, in the order shards finish. Ctrl-C or SIGTERM stops the run
     within a sample: every shard finished by then is recorded, no partial shard keeps a final
     name, and `Interrupted` says how many shards are done and that the same call resumes.
@@ -450,102 +395,33 @@ def run_synth(
     config = context.config
     config_dict = asdict(config)
     start, stop = shard_range or (0, config.num_shards)
-    recorded = prepare_output(directory, config_dict)
-    manifest_path = directory / manifest_file_name(start, stop, config.num_shards)
-    manifest = {
+    recorded = claim_output(directory, _another_corpus(directory, config_dict, ()), "*.tar")
+    indices = {shard_name(SHARD_PREFIX, index): index for index in range(start, stop)}
+    header = {
         "kind": "synth",
         "config": config_dict,
         "num_shards": config.num_shards,
         "shard_range": [start, stop],
-        "shards": {},
     }
-    todo, skipped = [], []
-    for index in range(start, stop):
-        name = shard_name(SHARD_PREFIX, index)
-        entry = recorded.get(name)
-        if shard_is_complete(directory, name, entry):
-            manifest["shards"][name] = entry
-            skipped.append(name)
-            if on_shard:
-                on_shard(entry["samples"])
-        else:
-            todo.append(index)
-    write_manifest(directory, manifest, manifest_path.name)
-    report = SynthReport(rendered=[], skipped=skipped, manifest_path=manifest_path)
-
-    def record(result: ShardResult) -> None:
-        with deferred():  # a stop signal waits until the shard is in the manifest
-            manifest["shards"][result.name] = {
-                **shard_entry(result.info),
-                "dropped": result.dropped,
-            }
-            write_manifest(directory, manifest, manifest_path.name)
-            report.rendered.append(result)
-        if on_shard:
-            on_shard(result.info.samples)
-
-    try:
-        with signals_interrupt():
-            if workers <= 1 or len(todo) <= 1:
-                for index in todo:
-                    record(render_shard(index, context, directory))
-            else:
-                _render_in_pool(todo, context, directory, workers, record)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"{len(manifest['shards'])} of {stop - start} shards are finished and recorded in "
-            f"{manifest_path}; the same command resumes"
-        ) from None
-    entries = manifest["shards"].values()
-    report.total_samples = sum(e["samples"] for e in entries)
-    report.total_bytes = sum(e["bytes"] for e in entries)
-    return report
-
-
-def _render_in_pool(
-    todo: list[int],
-    context: RenderContext,
-    directory: Path,
-    workers: int,
-    record: Callable[[ShardResult], None],
-) -> None:
-    """Render shards `todo` on `workers` spawned processes, recording each as it finishes.
-
-    On a stop signal the workers are told to drop their shards (within one sample), queued
-    shards are cancelled, and shards that finished meanwhile are still recorded before the
-    `KeyboardInterrupt` goes on.
-    """
-    spawn = get_context("spawn")
-    stop = spawn.Event()
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(todo)),
-        mp_context=spawn,
-        initializer=_worker_init,
-        initargs=(context, stop),
+    name = manifest_file_name(start, stop, config.num_shards)
+    job: ShardJob[int, ShardResult] = ShardJob(directory, name, header, list(indices), on_shard)
+    todo = job.keep_finished(recorded)
+    skipped = [name for name in indices if name not in todo]
+    pool = WorkerPool(workers, processes=True, setup=(context, directory))
+    rendered = job.run([indices[name] for name in todo], _render_unit, pool, _recorded_as)
+    entries = job.manifest["shards"].values()
+    return SynthReport(
+        rendered=rendered,
+        skipped=skipped,
+        manifest_path=job.path,
+        total_samples=sum(e["samples"] for e in entries),
+        total_bytes=sum(e["bytes"] for e in entries),
     )
-    futures: list[Future[ShardResult]] = []
-    recorded: set[Future[ShardResult]] = set()
-    try:
-        futures = [pool.submit(_render_in_worker, i, directory) for i in todo]
-        for future in as_completed(futures):
-            record(future.result())
-            recorded.add(future)
-    except KeyboardInterrupt:
-        with deferred():  # a second Ctrl-C must not cut the clean-up short
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            for future in futures:
-                finished = future.done() and not future.cancelled()
-                if finished and future not in recorded and future.exception() is None:
-                    record(future.result())
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def merge_manifests(directory: Path) -> tuple[dict[str, Any], list[str]]:
     """Fold the part manifests of a split run into `manifest.json`; return it and missing shards."""
-    manifests = _load_manifests(directory)
+    manifests = read_manifests(directory)
     if not manifests:
         raise TextimgError(f"no manifests to merge in {directory}")
     config = recorded_config(manifests[0])
