@@ -5,7 +5,7 @@ scores a folder of images, a rerank candidate or a unit test. `trigram` reproduc
 selection metric exactly (nostalgebraist-autoresponder `diffusion_helpers.get_ngram_similarity`:
 `ngram.NGram([gold], N=3).search(candidate)` after stripping spaces at both ends of each line);
 the others make scores comparable with published benchmarks (see docs/eval.md and
-shared/research/eval_anchors.md). Aggregates (bootstrap CI, best of K, exact share) live here too
+docs/protocols.md). Aggregates (bootstrap CI, best of K, exact share) live here too
 because they must know which direction of each metric is better.
 """
 

@@ -162,21 +162,38 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         super_resolution = super_resolution or SuperResConfig()
+        if config.self_condition and super_resolution.low_res_size:
+            raise TextimgError("model.self_condition is for base models, not super-resolution")
         self.config = config
         self.super_resolution = super_resolution
-        glide = config.conditioning == "glide"
-        ch = config.model_channels
-        groups = config.norm_groups
-        emb = 4 * ch
+        self._glide = config.conditioning == "glide"
+        self._emb = 4 * config.model_channels
+        # Built in this order (embeddings, encoder, then the levels) so a seed draws the same
+        # initial weights whatever the code layout.
+        self._build_conditioning()
+        self.position_embeddings = nn.ModuleDict()
+        ch = self._build_encoder_levels()
+        self.middle_block = Block(
+            [self._res_block(ch, ch), self._self_attention(ch), self._res_block(ch, ch)]
+        )
+        ch = self._build_decoder_levels(ch)
+        self.out = nn.Sequential(
+            group_norm(ch, config.norm_groups),
+            nn.SiLU(),
+            zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
+        )
 
-        def time_embedding() -> nn.Sequential:
-            return nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+    def _time_embedding(self) -> nn.Sequential:
+        ch, emb = self.config.model_channels, self._emb
+        return nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
 
-        self.time_embedding = time_embedding()
+    def _build_conditioning(self) -> None:
+        """The timestep embeddings (a second one for a noise-conditioned low-res input), the text
+        encoder and the pooled-text projection into the timestep embedding."""
+        config, emb, sr = self.config, self._emb, self.super_resolution
+        self.time_embedding = self._time_embedding()
         self.low_res_time_embedding = (
-            time_embedding()
-            if super_resolution.low_res_size and super_resolution.noise_conditioning
-            else None
+            self._time_embedding() if sr.low_res_size and sr.noise_conditioning else None
         )
         self.text_encoder = TextEncoder(
             dim=config.text_dim,
@@ -198,78 +215,81 @@ class UNet(nn.Module):
             if config.pooled_text
             else None
         )
-        self.position_embeddings = nn.ModuleDict()
 
-        def res_block(c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
-            return ResBlock(c_in, emb, c_out, groups, config.dropout, resample)
+    def _res_block(self, c_in: int, c_out: int, resample: str | None = None) -> ResBlock:
+        config = self.config
+        return ResBlock(c_in, self._emb, c_out, config.norm_groups, config.dropout, resample)
 
-        def self_attention(c: int) -> SelfAttention:
-            return SelfAttention(
-                c, config.head_channels, groups, config.text_dim if glide else None
-            )
+    def _self_attention(self, c: int) -> SelfAttention:
+        config = self.config
+        text_dim = config.text_dim if self._glide else None
+        return SelfAttention(c, config.head_channels, config.norm_groups, text_dim)
 
-        def attention_layers(c: int, resolution: int, decoder: bool) -> list[nn.Module]:
-            layers: list[nn.Module] = []
-            if resolution in config.attention_resolutions or (
-                glide and resolution in config.text_resolutions
-            ):
-                layers.append(self_attention(c))
-            if decoder and not glide and resolution in config.text_resolutions:
-                if str(resolution) not in self.position_embeddings:
-                    self.position_embeddings[str(resolution)] = AxialPositionEmbedding(
-                        2 * c, resolution
-                    )
-                layers.append(
-                    WeaveAttention(
-                        c,
-                        emb,
-                        config.text_dim,
-                        config.cross_attention_head_channels,
-                        config.weave_ff_mult,
-                    )
+    def _attention_layers(self, c: int, resolution: int, decoder: bool) -> list[nn.Module]:
+        """Self-attention where the config asks for it; weave attention (with its axial position
+        embedding, one per resolution) in the decoder at the text resolutions."""
+        config, glide = self.config, self._glide
+        layers: list[nn.Module] = []
+        if resolution in config.attention_resolutions or (
+            glide and resolution in config.text_resolutions
+        ):
+            layers.append(self._self_attention(c))
+        if decoder and not glide and resolution in config.text_resolutions:
+            key = str(resolution)
+            if key not in self.position_embeddings:
+                self.position_embeddings[key] = AxialPositionEmbedding(2 * c, resolution)
+            layers.append(
+                WeaveAttention(
+                    c,
+                    self._emb,
+                    config.text_dim,
+                    config.cross_attention_head_channels,
+                    config.weave_ff_mult,
                 )
-            return layers
+            )
+        return layers
 
-        resolution = config.image_size
+    def _build_encoder_levels(self) -> int:
+        """The input blocks, level by level down; returns the channels at the bottom and leaves
+        the skip channels for the decoder."""
+        config = self.config
+        ch, resolution = config.model_channels, config.image_size
         # A super-resolution model sees the noisy image and the upsampled low-res one, stacked;
         # a self-conditioned one the noisy image and its previous x0 estimate.
-        if config.self_condition and super_resolution.low_res_size:
-            raise TextimgError("model.self_condition is for base models, not super-resolution")
-        stacked = 2 if super_resolution.low_res_size or config.self_condition else 1
+        stacked = 2 if self.super_resolution.low_res_size or config.self_condition else 1
         in_channels = config.image_channels * stacked
         input_conv = _IgnoreConditioning(nn.Conv2d(in_channels, ch, 3, padding=1))
         self.input_blocks = nn.ModuleList([Block([input_conv])])
-        skip_channels = [ch]
+        self._skip_channels = [ch]
         for level, mult in enumerate(config.channel_mult):
             for _ in range(config.num_res_blocks):
-                layers = [res_block(ch, mult * config.model_channels)]
+                layers = [self._res_block(ch, mult * config.model_channels)]
                 ch = mult * config.model_channels
-                layers += attention_layers(ch, resolution, decoder=False)
+                layers += self._attention_layers(ch, resolution, decoder=False)
                 self.input_blocks.append(Block(layers))
-                skip_channels.append(ch)
+                self._skip_channels.append(ch)
             if level < len(config.channel_mult) - 1:
-                self.input_blocks.append(Block([res_block(ch, ch, "down")]))
-                skip_channels.append(ch)
+                self.input_blocks.append(Block([self._res_block(ch, ch, "down")]))
+                self._skip_channels.append(ch)
                 resolution //= 2
+        self._bottom_resolution = resolution
+        return ch
 
-        self.middle_block = Block([res_block(ch, ch), self_attention(ch), res_block(ch, ch)])
-
+    def _build_decoder_levels(self, ch: int) -> int:
+        """The output blocks, level by level up, each joined by its encoder skip; returns the
+        channels at the top."""
+        config, resolution, skips = self.config, self._bottom_resolution, self._skip_channels
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.channel_mult))):
             for index in range(config.num_res_blocks + 1):
-                layers = [res_block(ch + skip_channels.pop(), mult * config.model_channels)]
+                layers = [self._res_block(ch + skips.pop(), mult * config.model_channels)]
                 ch = mult * config.model_channels
-                layers += attention_layers(ch, resolution, decoder=True)
+                layers += self._attention_layers(ch, resolution, decoder=True)
                 if level and index == config.num_res_blocks:
-                    layers.append(res_block(ch, ch, "up"))
+                    layers.append(self._res_block(ch, ch, "up"))
                     resolution *= 2
                 self.output_blocks.append(Block(layers))
-
-        self.out = nn.Sequential(
-            group_norm(ch, groups),
-            nn.SiLU(),
-            zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
-        )
+        return ch
 
     def forward(
         self,
