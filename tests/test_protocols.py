@@ -95,7 +95,10 @@ def test_glyphcontrol_reads_one_text_a_line() -> None:
 
 def test_glyphcontrol_ld_all_counts_images_without_text() -> None:
     protocol = get_protocol("glyphcontrol")
-    items = [protocol.score_item(Target("hello"), ""), protocol.score_item(Target("hello"), "hallo")]
+    items = [
+        protocol.score_item(Target("hello"), ""),
+        protocol.score_item(Target("hello"), "hallo"),
+    ]
     assert protocol.aggregate(items)["ld"] == 1.0
     assert protocol.aggregate(items)["ld_all"] == 3.0
 

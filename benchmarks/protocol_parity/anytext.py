@@ -44,7 +44,10 @@ def ground_truth_lines(case: dict) -> list[str]:
 
 def test_json(rows: list[dict], into: Path) -> Path:
     annotations = [
-        [{"polygon": SQUARE, "text": line, "pos": 0, "valid": True} for line in ground_truth_lines(c)]
+        [
+            {"polygon": SQUARE, "text": line, "pos": 0, "valid": True}
+            for line in ground_truth_lines(c)
+        ]
         for c in rows
     ]
     data = [
@@ -59,10 +62,25 @@ def test_json(rows: list[dict], into: Path) -> Path:
 
 def stub_heavy_imports() -> None:
     stub_modules(
-        "cv2", "einops", "torch", "torch.nn", "torch.nn.functional", "pytorch_lightning",
-        "cldm.model", "cldm.ddim_hacked", "t3_dataset", "PIL", "PIL.ImageFont",
-        "modelscope", "modelscope.pipelines", "modelscope.utils", "modelscope.utils.constant",
-        "ocr_recog", "ocr_recog.RecModel", "skimage", "skimage.transform",
+        "cv2",
+        "einops",
+        "torch",
+        "torch.nn",
+        "torch.nn.functional",
+        "pytorch_lightning",
+        "cldm.model",
+        "cldm.ddim_hacked",
+        "t3_dataset",
+        "PIL",
+        "PIL.ImageFont",
+        "modelscope",
+        "modelscope.pipelines",
+        "modelscope.utils",
+        "modelscope.utils.constant",
+        "ocr_recog",
+        "ocr_recog.RecModel",
+        "skimage",
+        "skimage.transform",
         "skimage.transform._geometric",
     )
     for dotted, value in {

@@ -48,7 +48,9 @@ def score(text: str, transcript: str) -> dict[str, float]:
 def main() -> None:
     computed = score(WORKED["target"]["text"], WORKED["transcript"])
     assert all(abs(computed[name] - WORKED_OFFICIAL[name]) < 1e-12 for name in computed), computed
-    rows = [{**case, "official": score(case["target"]["text"], case["transcript"])} for case in cases()]
+    rows = [
+        {**case, "official": score(case["target"]["text"], case["transcript"])} for case in cases()
+    ]
     rows.append({**WORKED, "official": WORKED_OFFICIAL})
     aggregate = {}
     for name in ("word_acc", "ned"):

@@ -22,7 +22,7 @@ from textimg.eval import metrics
 from textimg.eval.protocols.base import BenchmarkPrompt, ItemScores, Protocol, Target, mean_of
 
 QUOTED = re.compile(r"(?<![A-Za-z])'(.+?)'(?![A-Za-z])")
-"""A text in CVTG-2K's prompts: single-quoted, the quotes not inside a word ("Joe's" is no quote)."""
+"""A text in CVTG-2K's prompts: single-quoted, quotes not inside a word ("Joe's" is no quote)."""
 
 
 def score_item(target: Target, transcript: str) -> ItemScores:

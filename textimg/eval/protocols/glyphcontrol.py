@@ -64,7 +64,9 @@ PROTOCOL = Protocol(
     metrics=("acc", "acc_ci", "ld"),
     score_item=score_item,
     aggregate=aggregate,
-    official_code="AIGText/GlyphControl-release@5891d9b245ac9209c22e3d6d5e933b95d428a230 ocr_acc.py",
+    official_code=(
+        "AIGText/GlyphControl-release@5891d9b245ac9209c22e3d6d5e933b95d428a230 ocr_acc.py"
+    ),
     official_engine="EasyOCR readtext (English, defaults)",
     lower_is_better=frozenset({"ld", "ld_all"}),
     read_prompts=read_prompts,
