@@ -10,6 +10,10 @@ from textimg.eval.protocols.base import BenchmarkPrompt, Protocol, Target
 
 PROTOCOL_MODULES: dict[str, str] = {
     "post": "textimg.eval.protocols.post",
+    "anytext": "textimg.eval.protocols.anytext",
+    "mario": "textimg.eval.protocols.mario",
+    "glyphcontrol": "textimg.eval.protocols.glyphcontrol",
+    "cvtg2k": "textimg.eval.protocols.cvtg2k",
 }
 """Protocol name -> the module whose `PROTOCOL` it is; imported on demand."""
 

@@ -28,8 +28,9 @@ PROTOCOL = Protocol(
     score_item=score_item,
     aggregate=aggregate,
     official_code=(
-        "nostalgebraist/nostalgebraist-autoresponder diffusion_helpers.get_ngram_similarity "
-        "(ngram.NGram N=3)"
+        "nostalgebraist/nostalgebraist-autoresponder@37101fa310f18b609b6c7b67d7ec90e8c6e2af29 "
+        "src/multimodal/diffusion_helpers.py"
     ),
     official_engine="AWS Rekognition",
+    deviations="`exact` has no counterpart in the post's code: its parity covers `trigram` only",
 )
