@@ -10,6 +10,11 @@ from textimg.eval.protocols.base import BenchmarkPrompt, Protocol, Target
 
 PROTOCOL_MODULES: dict[str, str] = {
     "post": "textimg.eval.protocols.post",
+    "lex": "textimg.eval.protocols.lex",
+    "textatlas": "textimg.eval.protocols.textatlas",
+    "strict": "textimg.eval.protocols.strict",
+    "oneig": "textimg.eval.protocols.oneig",
+    "longtext": "textimg.eval.protocols.longtext",
 }
 """Protocol name -> the module whose `PROTOCOL` it is; imported on demand."""
 
