@@ -21,13 +21,19 @@ def head_commit(gitdir: str) -> str:
     return subprocess.check_output(["git", "-C", gitdir, "rev-parse", "HEAD"], text=True).strip()
 
 
+def stub(name: str) -> None:
+    """An empty module `name` whose every attribute exists: for imports (OCR engines, image
+    libraries) that the scoring functions never call."""
+    module = types.ModuleType(name)
+    module.__getattr__ = lambda attribute: object  # any `from name import X` succeeds
+    sys.modules.setdefault(name, module)
+
+
 def load(gitdir: str, path: str, name: str, stubs: tuple[str, ...] = ()) -> types.ModuleType:
     """Import `path` as it is at HEAD of `gitdir` under module `name`, with `stubs` (modules the
     scoring functions never call, such as OCR engines) replaced by empty modules."""
-    for stub in stubs:
-        module = types.ModuleType(stub)
-        module.__getattr__ = lambda attribute: object  # any `from stub import X` succeeds
-        sys.modules.setdefault(stub, module)
+    for name_of_stub in stubs:
+        stub(name_of_stub)
     source = subprocess.check_output(["git", "-C", gitdir, "show", f"HEAD:{path}"])
     folder = Path(tempfile.mkdtemp(prefix="parity-"))
     file = folder / f"{name}.py"
