@@ -64,7 +64,8 @@ def _random_case(rng: random.Random) -> tuple[str, tuple[str, ...], str]:
     """A target of a few dictionary-like words and a transcript with typos, drops and swaps."""
     words = ["market", "fresh", "bread", "daily", "river", "night", "club", "open", "late", "tea"]
     regions = tuple(
-        " ".join(rng.choice(words) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(1, 3))
+        " ".join(rng.choice(words) for _ in range(rng.randint(1, 3)))
+        for _ in range(rng.randint(1, 3))
     )
     read = []
     for region in regions:

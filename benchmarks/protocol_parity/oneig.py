@@ -32,7 +32,9 @@ SAVED: dict[str, object] = {}
 def write_inputs(gitdir: str, folder: Path) -> dict[str, str]:
     """The official text_utils.py and the case CSVs under `folder`; id -> transcript."""
     (folder / "scripts" / "text").mkdir(parents=True, exist_ok=True)
-    source = subprocess.check_output(["git", "-C", gitdir, "show", "HEAD:scripts/text/text_utils.py"])
+    source = subprocess.check_output(
+        ["git", "-C", gitdir, "show", "HEAD:scripts/text/text_utils.py"]
+    )
     (folder / "scripts" / "text" / "text_utils.py").write_bytes(source)
     for name in ("text_content.csv", "text_content_zh.csv"):
         with (folder / "scripts" / "text" / name).open("w", newline="", encoding="utf-8") as f:
@@ -89,10 +91,19 @@ def main(gitdir: str) -> None:
     for case in cases():
         ed, cr, wac = per_prompt.loc[case["key"], "m"]
         scored.append({"ed": float(ed), "cr": float(cr), "wac": float(wac)})
-    aggregate = {name: float(scores.loc["m", column]) for name, column in (
-        ("ed", "ED"), ("cr", "CR"), ("wac", "WAC"), ("text_score", "text score"))}
+    aggregate = {
+        name: float(scores.loc["m", column])
+        for name, column in (
+            ("ed", "ED"),
+            ("cr", "CR"),
+            ("wac", "WAC"),
+            ("text_score", "text score"),
+        )
+    }
     aggregate["text_score_zh"] = float(scores_zh.loc["m", "text score"])
-    code = f"OneIG-Bench/OneIG-Benchmark@{head_commit(gitdir)} {SCRIPT} + scripts/text/text_utils.py"
+    code = (
+        f"OneIG-Bench/OneIG-Benchmark@{head_commit(gitdir)} {SCRIPT} + scripts/text/text_utils.py"
+    )
     print(write_fixture("oneig", code, scored, aggregate), aggregate)
 
 

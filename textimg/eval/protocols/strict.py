@@ -76,7 +76,10 @@ def bootstrap_interval(values: Sequence[float]) -> tuple[float, float]:
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     array = np.asarray(values, dtype=float)
     means = np.sort(
-        [array[rng.integers(0, len(array), size=len(array))].mean() for _ in range(BOOTSTRAP_SAMPLES)]
+        [
+            array[rng.integers(0, len(array), size=len(array))].mean()
+            for _ in range(BOOTSTRAP_SAMPLES)
+        ]
     )
     low = max(0, int(0.025 * BOOTSTRAP_SAMPLES) - 1)
     high = min(BOOTSTRAP_SAMPLES - 1, int(0.975 * BOOTSTRAP_SAMPLES) - 1)
