@@ -25,24 +25,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textimg.eval.protocols.base import BenchmarkPrompt, ItemScores, Protocol, Target, mean_of
-
-HALLUCINATIONS = ("addCriterion", "No text recognized.")
-"""The keyword list in X-Omni's `clean_and_remove_hallucinations`."""
-DROPPED = re.compile(r"[^\u4e00-\u9fa5a-zA-Z0-9\sàâäéèêëîïôöùûüçÀÂÄÉÈÊËÎÏÔÖÙÛÜÇ]")
-KEPT_IN_CHINESE = re.compile(r"[\u4e00-\u9fa5a-zA-Z0-9àâäéèêëîïôöùûüçÀÂÄÉÈÊËÎÏÔÖÙÛÜÇ]")
-CHINESE = re.compile("[\u4e00-\u9fff]")
+from textimg.eval.protocols.oneig import (  # X-Omni took its text cleaning from OneIG
+    CHINESE,
+    DROPPED,
+    HALLUCINATIONS,
+    KEPT_IN_CHINESE,
+    remove_hallucinations,
+)
 
 
 def official_filter(text: str) -> str:
     """What X-Omni's filter does: only the last keyword is deleted."""
     return text.replace(HALLUCINATIONS[-1], "")
-
-
-def full_filter(text: str) -> str:
-    """What the filter means to do: every keyword deleted."""
-    for keyword in HALLUCINATIONS:
-        text = text.replace(keyword, "")
-    return text
 
 
 def preprocess(text: str, chinese: bool) -> str:
@@ -64,7 +58,7 @@ def score_item(target: Target, transcript: str) -> ItemScores:
     chinese = bool(CHINESE.search(texts))
     reference = preprocess(texts, chinese)
     scores: ItemScores = {"target_words": 0}
-    for name, cleaned in (("", official_filter), ("_clean", full_filter)):
+    for name, cleaned in (("", official_filter), ("_clean", remove_hallucinations)):
         matched, total = matches(reference, preprocess(cleaned(transcript), chinese), chinese)
         scores[f"text_accuracy{name}"] = matched / total if total else math.nan
         scores[f"matched_words{name}"] = matched

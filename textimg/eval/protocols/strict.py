@@ -29,6 +29,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from textimg.eval.protocols.base import BenchmarkPrompt, ItemScores, Protocol, Target, mean_of
+from textimg.eval.protocols.textatlas import whole_stem  # STRICT also keys by the whole name
 
 METRICS = ("ned", "wer", "cer", "similarity")
 BOOTSTRAP_SAMPLES = 1000  # ocr/main.py's --n_bootstrap default
@@ -110,11 +111,6 @@ def read_prompts(path: Path) -> list[BenchmarkPrompt]:
         for rows in languages.values()
         for row in rows
     ]
-
-
-def whole_stem(stem: str) -> tuple[str, int]:
-    """STRICT pairs `KEY.txt` with `KEY.png` by the whole base name."""
-    return stem, 0
 
 
 PROTOCOL = Protocol(
