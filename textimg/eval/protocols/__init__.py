@@ -14,6 +14,11 @@ PROTOCOL_MODULES: dict[str, str] = {
     "mario": "textimg.eval.protocols.mario",
     "glyphcontrol": "textimg.eval.protocols.glyphcontrol",
     "cvtg2k": "textimg.eval.protocols.cvtg2k",
+    "lex": "textimg.eval.protocols.lex",
+    "textatlas": "textimg.eval.protocols.textatlas",
+    "strict": "textimg.eval.protocols.strict",
+    "oneig": "textimg.eval.protocols.oneig",
+    "longtext": "textimg.eval.protocols.longtext",
 }
 """Protocol name -> the module whose `PROTOCOL` it is; imported on demand."""
 
