@@ -4,6 +4,7 @@ benchmarks/protocol_parity/), and each protocol's reader of its benchmark's prom
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
