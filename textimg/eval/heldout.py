@@ -24,20 +24,20 @@ REPORTED_METRICS = ("trigram", "exact")
 
 
 def split_strings(
-    alphabet: str, heldout: int, seed: int, short_repeat: int
+    alphabet: str, heldout: int, seed: int, short_repeat: int, two_share: float = 0.25
 ) -> tuple[list[str], list[str]]:
     """(training texts, held-out prompts) over every 2- and 3-character string of `alphabet`.
 
-    A quarter of the held-out prompts have 2 characters. The 2-character training strings are
-    repeated `short_repeat` times, so they are not drowned by the len(alphabet) times more
-    3-character ones. No held-out prompt is ever a training text.
+    `two_share` of the held-out prompts (a quarter by default) have 2 characters. The
+    2-character training strings are repeated `short_repeat` times, so they are not drowned by
+    the len(alphabet) times more 3-character ones. No held-out prompt is ever a training text.
     """
     rng = random.Random(seed)
     two = ["".join(p) for p in itertools.product(alphabet, repeat=2)]
     three = ["".join(p) for p in itertools.product(alphabet, repeat=3)]
     rng.shuffle(two)
     rng.shuffle(three)
-    held_two = heldout // 4
+    held_two = int(heldout * two_share)
     if held_two >= len(two) or heldout - held_two >= len(three):
         raise TextimgError(f"{heldout} held-out prompts leave too few strings of {alphabet!r}")
     prompts = two[:held_two] + three[: heldout - held_two]

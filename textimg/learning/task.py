@@ -31,6 +31,7 @@ class Task:
     texts: str = "short"  # "short": 2-3 characters of `alphabet`; "lines": two lines of words
     alphabet: str = ALPHANUMERIC
     short_repeat: int = 12  # 2-character training strings repeated, not drowned by 3-character
+    two_share: float = 0.25  # share of held-out prompts with 2 characters (the rest have 3)
     heldout: int = 200
     key_digits: int = 4  # prompt keys p0000...: a prompt's sampling noise is seeded by its key
     min_font_px: int = 9
@@ -81,6 +82,11 @@ DIGITS = Task(
 )
 """`textimg demo`: 2-3 digit strings in the middle of a 24 px image, within 10 minutes on 2 CPU
 cores all told."""
+
+LETTERS = dataclasses.replace(
+    DIGITS, name="letters", alphabet="abcdefghijklmnopqrstuvwxyz", two_share=0.0
+)
+"""`textimg demo`: 3-letter lowercase strings in the middle of a 24 px image."""
 
 SHORT_STRINGS = Task(
     name="short",
@@ -137,7 +143,9 @@ def split_texts(task: Task) -> tuple[list[str], list[str]]:
     first and never reused, the words themselves are shared.
     """
     if task.texts == "short":
-        return heldout.split_strings(task.alphabet, task.heldout, task.seed, task.short_repeat)
+        return heldout.split_strings(
+            task.alphabet, task.heldout, task.seed, task.short_repeat, task.two_share
+        )
     if task.texts != "lines":
         raise TextimgError(f"unknown task texts {task.texts!r}; choose short or lines")
     rng = random.Random(task.seed)
