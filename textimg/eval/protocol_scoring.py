@@ -22,7 +22,7 @@ from typing import Any
 
 from textimg.errors import TextimgError
 from textimg.eval import metrics
-from textimg.eval.ocr import AUTO_UPSCALE_BELOW, OcrEngine
+from textimg.eval.ocr import AUTO_UPSCALE_BELOW, OcrEngine, RegisteredEngine
 from textimg.eval.protocols import BenchmarkPrompt, Protocol, Target
 from textimg.eval.scoring import (
     SCORED_STATUSES,
@@ -245,6 +245,10 @@ def describe_reader(engine: OcrEngine | None, transcripts: Path | None) -> dict[
             "preprocessing": "none in textimg: the transcripts were read elsewhere",
         }
     described = engine.describe()
+    if isinstance(engine, RegisteredEngine):
+        described["upscale"] = "none in textimg: the registered reader's own"
+        described["preprocessing"] = "none in textimg: RGB at the file's own size"
+        return described
     upscale = engine.settings.upscale
     described["upscale"] = upscale or f"2x when the longer side is under {AUTO_UPSCALE_BELOW} px"
     described["preprocessing"] = (
