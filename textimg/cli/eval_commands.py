@@ -40,6 +40,16 @@ from textimg.cli.protocol_output import ScoreCommand, number_cell, print_protoco
 from textimg.errors import TextimgError
 from textimg.eval.protocols import PROTOCOL_MODULES
 
+AllowMixedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mixed",
+        help="Put side by side runs scored by different protocols or OCR engines (refused "
+        "otherwise: their numbers measure different things).",
+    ),
+]
+
+
 if TYPE_CHECKING:
     from textimg.eval.ocr import OcrEngine
     from textimg.eval.scoring import ProgressCallback
@@ -353,6 +363,7 @@ def eval_command(
     ocr_batch: OcrBatchOption = 16,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    allow_mixed: AllowMixedOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
     from textimg.distributed import Placement, resolve_device
@@ -381,9 +392,26 @@ def eval_command(
     if rerank and select_engine not in (None, engine):
         select = ocr_options.build_engine(select_engine)
     with progress_bar() as progress:
-        table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress)
+        table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress, allow_mixed)
     if table:  # empty on a torchrun rank other than 0: rank 0 prints
         _print_comparison(table, rerank, out)
+
+
+@app.command()
+def compare(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Output folders of `score` or `eval` (each holds summary.json).",
+                       show_default=False),
+    ],
+    out: Annotated[Path, out_option("CSV to write: one row per run.")],
+    allow_mixed: AllowMixedOption = False,
+) -> None:
+    """Put scored runs side by side, refusing runs scored by different protocols or readers."""
+    from textimg.eval.comparable import compare_runs
+
+    rows = compare_runs(runs, out, allow_mixed)
+    Console().print(f"wrote {len(rows)} runs side by side to {out}", highlight=False)
 
 
 def _print_comparison(table: list[dict[str, Any]], rerank: bool, out: Path) -> None:
