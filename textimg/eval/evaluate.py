@@ -522,8 +522,8 @@ def evaluate(
     """Evaluate every checkpoint on the same prompts; rank 0 writes `out/compare.csv` and gets
     one compare row per checkpoint (other ranks get []), refusing checkpoints scored by different
     readers unless `allow_mixed` (`comparable.check_comparable`). `progress` (rank 0's) counts
-    images sampled and read over all checkpoints. The inputs are checked by `check_inputs`, which the
-    caller runs first, before it loads the OCR engines.
+    images sampled and read over all checkpoints. The inputs are checked by `check_inputs`,
+    which the caller runs first, before it loads the OCR engines.
 
     Under torchrun the caller's process group is used, or one is started here (NCCL when CUDA is
     available, else gloo) and torn down at the end.
