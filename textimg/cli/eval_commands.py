@@ -401,8 +401,10 @@ def eval_command(
 def compare(
     runs: Annotated[
         list[Path],
-        typer.Argument(help="Output folders of `score` or `eval` (each holds summary.json).",
-                       show_default=False),
+        typer.Argument(
+            help="Output folders of `score` or `eval` (each holds summary.json).",
+            show_default=False,
+        ),
     ],
     out: Annotated[Path, out_option("CSV to write: one row per run.")],
     allow_mixed: AllowMixedOption = False,
