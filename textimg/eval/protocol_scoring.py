@@ -333,6 +333,7 @@ def ceiling_summary(
         [{"key": r["key"], "font": r["font"], "transcript": r["transcript"], **r["scores"]}
          for r in clean]
     )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "ceiling.csv", lambda path: frame.to_csv(path, index=False))
     targets = prompts.targets()
     names = item_metric_names(rows, protocol)
