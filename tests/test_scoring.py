@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -167,3 +171,144 @@ def test_score_and_transcribe_report_progress_against_the_total(scored_folder, t
         root / "images", tmp_path / "t.jsonl", engine, 2, lambda *call: calls.append(call)
     )
     assert calls == [("reading", 2, 4), ("reading", 4, 4)]
+
+
+PROTOCOL_PROMPTS = Path(__file__).parent / "fixtures" / "protocols" / "prompts"
+
+
+def test_protocol_alone_lists_every_protocol() -> None:
+    from textimg.eval.protocols import all_protocols
+
+    for args in (["score", "--protocol"], ["score", "--protocol", "list"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        for protocol in all_protocols():
+            assert protocol.name in result.output and protocol.official_code in result.output
+
+
+def test_protocol_scores_benchmark_prompts_and_image_names_with_ceiling(
+    tmp_path, draw_text
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    # MARIO-Eval's names: {method}_{dataset}_{prompt index}_{image index}
+    draw_text("Grand Opening").save(images / "model_LAIONEval4000_0_0.png")
+    draw_text("Grand Closing").save(images / "model_LAIONEval4000_0_1.png")
+    draw_text("stop").save(images / "model_LAIONEval4000_1_0.png")
+    out = tmp_path / "out"
+    args = ["score", str(images), "--prompts", str(PROTOCOL_PROMPTS / "LAIONEval4000.txt")]
+    args += ["--protocol", "mario", "--ceiling", "--out", str(out), "--no-cache"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "MARIO-Eval" in result.output and "by characters" in result.output
+    frame = pd.read_parquet(out / "results.parquet")
+    opening = frame[frame["key"] == "LAIONEval4000_0"].set_index("sample")
+    assert opening.loc[0, "recall"] == pytest.approx(1.0, abs=1e-6)
+    assert opening.loc[1, "recall"] == pytest.approx(0.5, abs=1e-6)
+    assert "trigram" not in frame.columns
+    assert frame.set_index("key").loc["LAIONEval4000_2", "status"] == "missing_image"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"]["name"] == "mario" and summary["protocol"]["version"]
+    assert set(summary["aggregate"]) >= {"precision", "recall", "f", "acc"}
+    assert summary["counts"]["samples_per_prompt"] == 2
+    assert summary["ocr"]["engine"] == "rapidocr" and "upscale" in summary["ocr"]
+    assert "preprocessing" in summary["ocr"]
+    ceiling = summary["ceiling"]
+    assert ceiling["aggregate"]["recall"] > 0.5
+    assert ceiling["by_length"]["words"]["2-3"]["images"] == 2
+    assert len(pd.read_csv(out / "ceiling.csv")) == 3
+    report = (out / "report.html").read_text()
+    assert "MARIO-Eval" in report and report.count("data:image/jpeg;base64,") == 3
+
+
+def test_supplied_transcripts_score_without_an_engine(tmp_path, monkeypatch) -> None:
+    import textimg.eval.ocr
+
+    def no_engine(*_args, **_kwargs):
+        raise AssertionError("an OCR engine was built for supplied transcripts")
+
+    monkeypatch.setattr(textimg.eval.ocr, "make_engine", no_engine)
+    transcripts = tmp_path / "t.jsonl"
+    lines = [
+        {"key": "000123", "transcript": "OPEN\nJoe's Cafe"},
+        {"key": "000123", "sample": 1, "transcript": "OPEN"},
+        {"key": "000123_2", "transcript": "open"},  # an image name: the protocol's image_key
+    ]
+    transcripts.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    args = ["score", "--transcripts", str(transcripts), "--protocol", "anytext", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--prompts", str(PROTOCOL_PROMPTS / "anytext_test1k.json")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ocr"]["engine"] == "supplied transcripts" and summary["ocr"]["sha256"]
+    # lines right: 2 of 2, 1 of 2, and 0 of 2 ("open" is not "OPEN")
+    assert summary["aggregate"]["sen_acc"] == pytest.approx(3 / 6)
+    frame = pd.read_csv(out / "results.csv", dtype={"key": str})
+    assert sorted(frame[frame["key"] == "000123"]["sample"]) == [0, 1, 2]
+    report = (out / "report.html").read_text()
+    assert "<th>image</th>" not in report and "no image" not in report
+    again = runner.invoke(app, [*args[:-1], str(tmp_path / "o2"), "--ceiling", "--prompts",
+                                str(PROTOCOL_PROMPTS / "anytext_test1k.json")])  # fmt: skip
+    assert again.exit_code == 1 and "--transcripts" in again.output
+
+
+def test_supplied_transcripts_without_protocol_get_textimg_metrics(tmp_path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"key": "a", "text": "hello"}\n{"key": "b", "text": "world"}\n')
+    transcripts = tmp_path / "t.jsonl"
+    transcripts.write_text('{"key": "a", "transcript": "hello"}\n')
+    out = tmp_path / "out"
+    args = ["score", "--transcripts", str(transcripts), "--prompts", str(prompts)]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "results.csv").set_index("key")
+    assert frame.loc["a", "exact"] == 1.0 and frame.loc["b", "status"] == "missing_transcript"
+
+
+def test_registered_engine_is_an_engine_choice_and_scores(tmp_path, draw_text) -> None:
+    """A package registering under textimg.ocr_engines (a dist-info on the path) joins --engine."""
+    site = tmp_path / "site"
+    dist = site / "fake_reader-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-reader\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[textimg.ocr_engines]\nfake = fake_reader:Reader\n")
+    (site / "fake_reader.py").write_text(
+        "class Reader:\n    def read(self, images):\n        return ['hello' for _ in images]\n"
+    )
+    draw_text("anything").save(tmp_path / "a.png")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"key": "a", "text": "hello"}\n')
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    command = [sys.executable, "-m", "textimg", "score", str(tmp_path), "--prompts", str(prompts)]
+    help_text = subprocess.run([*command[:4], "--help"], env=env, capture_output=True, text=True)
+    assert "fake" in help_text.stdout
+    command += ["--engine", "fake", "--out", str(tmp_path / "out"), "--no-cache"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["exact"]["mean"] == 1.0
+    assert summary["ocr"]["engine"] == "fake" and "fake-reader 1.0" in summary["ocr"]["version"]
+
+
+def test_runs_scored_differently_are_not_put_side_by_side(tmp_path) -> None:
+    from textimg.eval.comparable import check_comparable
+
+    def run(name: str, engine: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        summary = {"trigram": {"mean": 0.5}, "counts": {"scored": 1}}
+        summary["ocr"] = {"engine": engine, "version": "1", "settings": {"batch_size": 3}}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        return folder
+
+    a, b, c = run("a", "rapidocr"), run("b", "easyocr"), run("c", "rapidocr")
+    out = tmp_path / "compare.csv"
+    refused = runner.invoke(app, ["compare", str(a), str(b), "--out", str(out)])
+    assert refused.exit_code == 1 and "not comparable" in refused.output
+    assert "easyocr" in refused.output and "--allow-mixed" in refused.output
+    assert not out.exists()
+    mixed = runner.invoke(app, ["compare", str(a), str(b), "--out", str(out), "--allow-mixed"])
+    assert mixed.exit_code == 0, mixed.output
+    assert list(pd.read_csv(out)["trigram"]) == [0.5, 0.5]
+    check_comparable({"a": json.loads((a / "summary.json").read_text()),
+                      "c": json.loads((c / "summary.json").read_text())}, False)  # fmt: skip

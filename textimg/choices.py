@@ -9,8 +9,24 @@ PLACEMENTS = ("random", "center")
 where a model has no position to learn (a small one then reads back ~0.1 more exact match:
 docs/results.md)."""
 
-ENGINES = ("rapidocr", "easyocr", "tesseract")
+BUILTIN_ENGINES = ("rapidocr", "easyocr", "tesseract")
 """The OCR engines of `textimg.eval.ocr`."""
+
+ENGINE_ENTRY_POINTS = "textimg.ocr_engines"
+"""The entry-point group where other packages register OCR engines (`eval/ocr/registered.py`)."""
+
+
+def registered_engines() -> tuple[str, ...]:
+    """Names of the engines installed packages register under `ENGINE_ENTRY_POINTS`, sorted; a
+    name that shadows a built-in engine is ignored, so a package cannot replace textimg's."""
+    from importlib.metadata import entry_points
+
+    names = {entry.name for entry in entry_points(group=ENGINE_ENTRY_POINTS)}
+    return tuple(sorted(names - set(BUILTIN_ENGINES)))
+
+
+ENGINES = BUILTIN_ENGINES + registered_engines()
+"""Every engine `--engine` takes: the built-in ones, then the registered ones."""
 
 DEFAULT_ENGINE = "rapidocr"
 """The engine `score`, `eval`, `transcribe` and `--rerank` read with unless told otherwise: first

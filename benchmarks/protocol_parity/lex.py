@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cases import cases
-from official import head_commit, load, write_fixture
+from cases import text_cases
+from official import head_commit, load, write_text_fixture
 
 SCRIPT = "evaluation/cal_pned_and_recall.py"
 BOX = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
@@ -38,7 +38,7 @@ def result_row(case: dict) -> dict:
 def main(gitdir: str) -> None:
     lex = load(gitdir, SCRIPT, "lex_official")
     path = Path(tempfile.mkdtemp()) / "lex_bench_results.json"
-    path.write_text(json.dumps([result_row(case) for case in cases()]), encoding="utf-8")
+    path.write_text(json.dumps([result_row(case) for case in text_cases()]), encoding="utf-8")
     reads, _, targets = lex.collect_data(str(path))
     assert reads, "collect_data read nothing"
     scored = []
@@ -54,7 +54,7 @@ def main(gitdir: str) -> None:
         "recall": sum(recalls) / len(recalls),
     }
     code = f"zhaoshitian/LeX-Art@{head_commit(gitdir)} {SCRIPT}"
-    print(write_fixture("lex", code, scored, aggregate), aggregate)
+    print(write_text_fixture("lex", code, scored, aggregate), aggregate)
 
 
 if __name__ == "__main__":

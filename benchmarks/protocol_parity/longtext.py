@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cases import cases
-from official import head_commit, load, stub, write_fixture
+from cases import text_cases
+from official import head_commit, load, stub, write_text_fixture
 
 SCRIPTS = "textbench/evaluate_text_reward.py + textbench/summary_scores.py"
 CHINESE = re.compile("[\u4e00-\u9fff]")
@@ -52,7 +52,7 @@ def main(gitdir: str) -> None:
         stub(name)
     reader = load(gitdir, "textbench/evaluate_text_reward.py", "longtext_reader")
     scored, groups = [], {"en": [], "zh": []}
-    for case in cases():
+    for case in text_cases():
         row = {"ocr_gt": texts_of(case)}
         row["ocr_results"] = reader.clean_and_remove_hallucinations(case["transcript"])
         mode = "zh" if CHINESE.search(" ".join(texts_of(case))) else "en"
@@ -72,7 +72,7 @@ def main(gitdir: str) -> None:
     matched = sum(row["match_word_count"] for row in pooled)
     aggregate = {"text_score": matched / sum(row["gt_word_count"] for row in pooled)}
     code = f"X-Omni-Team/X-Omni@{head_commit(gitdir)} {SCRIPTS}"
-    print(write_fixture("longtext", code, scored, aggregate), aggregate)
+    print(write_text_fixture("longtext", code, scored, aggregate), aggregate)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,15 @@ never call, and writing the fixture tests/fixtures/protocols/<name>.json."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
+
+from cases import text_cases
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "protocols"
 
@@ -66,3 +70,45 @@ def write_fixture(name: str, official_code: str, rows: list[dict], aggregate: di
     }
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def stub(name: str) -> None:
+    """An empty module `name` whose every attribute exists: for imports (OCR engines, image
+    libraries) that the scoring functions never call."""
+    module = types.ModuleType(name)
+    module.__getattr__ = lambda attribute: object  # any `from name import X` succeeds
+    sys.modules.setdefault(name, module)
+
+
+def load(gitdir: str, path: str, name: str, stubs: tuple[str, ...] = ()) -> types.ModuleType:
+    """Import `path` as it is at HEAD of `gitdir` under module `name`, with `stubs` (modules the
+    scoring functions never call, such as OCR engines) replaced by empty modules."""
+    for name_of_stub in stubs:
+        stub(name_of_stub)
+    source = subprocess.check_output(["git", "-C", gitdir, "show", f"HEAD:{path}"])
+    folder = Path(tempfile.mkdtemp(prefix="parity-"))
+    file = folder / f"{name}.py"
+    file.write_bytes(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_text_fixture(
+    protocol: str, official_code: str, scored: list[dict], aggregate: dict
+) -> Path:
+    """The fixture of a `text_cases` script: each case with its official per-item metrics
+    (`scored`, in case order) and the official aggregate."""
+    rows = [
+        {
+            "key": case["key"],
+            "target": {"text": case["text"], "regions": case["regions"]},
+            "transcript": case["transcript"],
+            "official": official,
+        }
+        for case, official in zip(text_cases(), scored, strict=True)
+    ]
+    return write_fixture(protocol, official_code, rows, aggregate)

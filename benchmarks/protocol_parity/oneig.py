@@ -22,8 +22,8 @@ import tempfile
 import types
 from pathlib import Path
 
-from cases import cases
-from official import head_commit, load, stub, write_fixture
+from cases import text_cases
+from official import head_commit, load, stub, write_text_fixture
 
 SCRIPT = "scripts/text/text_score.py"
 SAVED: dict[str, object] = {}
@@ -40,10 +40,10 @@ def write_inputs(gitdir: str, folder: Path) -> dict[str, str]:
         with (folder / "scripts" / "text" / name).open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["", "id", "prompt_en", "text_content"])
-            for index, case in enumerate(cases()):
+            for index, case in enumerate(text_cases()):
                 texts = case["regions"] or case["text"].split("\n")
                 writer.writerow([index, case["key"], "", str(list(texts))])
-    return {case["key"]: case["transcript"] for case in cases()}
+    return {case["key"]: case["transcript"] for case in text_cases()}
 
 
 def stub_runtime(transcripts: dict[str, str], mode: str) -> None:
@@ -88,7 +88,7 @@ def main(gitdir: str) -> None:
     per_prompt, scores = run(gitdir, "EN")
     _, scores_zh = run(gitdir, "ZH")
     scored = []
-    for case in cases():
+    for case in text_cases():
         ed, cr, wac = per_prompt.loc[case["key"], "m"]
         scored.append({"ed": float(ed), "cr": float(cr), "wac": float(wac)})
     aggregate = {
@@ -104,7 +104,7 @@ def main(gitdir: str) -> None:
     code = (
         f"OneIG-Bench/OneIG-Benchmark@{head_commit(gitdir)} {SCRIPT} + scripts/text/text_utils.py"
     )
-    print(write_fixture("oneig", code, scored, aggregate), aggregate)
+    print(write_text_fixture("oneig", code, scored, aggregate), aggregate)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cases import cases
-from official import head_commit, load, stub, write_fixture
+from cases import text_cases
+from official import head_commit, load, stub, write_text_fixture
 
 SCRIPTS = "ocr/core.py + ocr/ned.py + ocr/main.py"
 NAMES = {"ned": "strict_ned", "wer": "strict_wer", "cer": "strict_cer"}
@@ -46,7 +46,7 @@ def main(gitdir: str) -> None:
     stub("core_clip")
     main_module = load(gitdir, "ocr/main.py", "strict_main")
     scored = []
-    for case in cases():
+    for case in text_cases():
         core.extract_text_from_image = lambda path, lang, psm, read=case["transcript"]: read
         with contextlib.redirect_stdout(io.StringIO()):
             result = core.evaluate_document_image(case["text"], "image.png")
@@ -57,7 +57,7 @@ def main(gitdir: str) -> None:
             for name in NAMES
         }
     code = f"tianyu-z/STRICT-Bench@{head_commit(gitdir)} {SCRIPTS}"
-    print(write_fixture("strict", code, scored, aggregate), aggregate)
+    print(write_text_fixture("strict", code, scored, aggregate), aggregate)
 
 
 if __name__ == "__main__":

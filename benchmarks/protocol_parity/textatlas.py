@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from cases import cases
-from official import head_commit, load, write_fixture
+from cases import text_cases
+from official import head_commit, load, write_text_fixture
 
 SCRIPTS = "evaluation/cal_ocr.py + evaluation/cal_ocr_cer.py"
 
@@ -30,7 +30,7 @@ def main(gitdir: str) -> None:
     evaluator = ocr.OCREvaluatorFuzzy.__new__(ocr.OCREvaluatorFuzzy)  # no PaddleOCR model
     evaluator.threshold = 80
     entries, scored = [], []
-    for case in cases():
+    for case in text_cases():
         read = detect_text(case["transcript"])
         metrics = evaluator.compute_metrics(case["text"], read)
         entries.append({"ground_truth": case["text"], "ocr_text": read, "metrics": metrics})
@@ -51,7 +51,7 @@ def main(gitdir: str) -> None:
         "cer": average_cer,
     }
     code = f"CSU-JPG/TextAtlas@{head_commit(gitdir)} {SCRIPTS}"
-    print(write_fixture("textatlas", code, scored, aggregate), aggregate)
+    print(write_text_fixture("textatlas", code, scored, aggregate), aggregate)
 
 
 if __name__ == "__main__":

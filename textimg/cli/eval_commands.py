@@ -3,7 +3,7 @@ call the library (`scoring`, `evaluate`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +33,22 @@ from textimg.cli.options import (
     SrStepsOption,
     StepsOption,
     UpscaleOption,
+    one_of,
     out_option,
 )
+from textimg.cli.protocol_output import ScoreCommand, number_cell, print_protocol_summary
 from textimg.errors import TextimgError
+from textimg.eval.protocols import PROTOCOL_MODULES
+
+AllowMixedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mixed",
+        help="Put side by side runs scored by different protocols or OCR engines (refused "
+        "otherwise: their numbers measure different things).",
+    ),
+]
+
 
 if TYPE_CHECKING:
     from textimg.eval.ocr import OcrEngine
@@ -119,17 +132,43 @@ def _refuse_if_nothing_scored(counts: dict[str, Any], where: Path) -> None:
         )
 
 
-@app.command()
+@app.command(cls=ScoreCommand)
 def score(
+    out: Annotated[Path, out_option("Folder for results.csv/.parquet, summary.json, report.html.")],
     images: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="Folder of KEY.png/.jpg images, or WebDataset shards (a .tar, a folder, a glob).",
+            help="Folder of KEY.png/.jpg images, or WebDataset shards (a .tar, a folder, a glob); "
+            "left out with --transcripts.",
             show_default=False,
         ),
-    ],
-    out: Annotated[Path, out_option("Folder for results.csv/.parquet, summary.json, report.html.")],
+    ] = None,
     prompts: PromptsOption = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            parser=one_of("--protocol", tuple(PROTOCOL_MODULES)),
+            help="Score as this benchmark's own code does, on its own prompt file and image "
+            f"names: {', '.join(PROTOCOL_MODULES)}. Alone (or `list`) it lists them.",
+            show_default=False,
+        ),
+    ] = None,
+    transcripts: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL of {key, transcript} or {key, sample, transcript} lines: score these "
+            "readings instead of reading images (no OCR engine is loaded).",
+            show_default=False,
+        ),
+    ] = None,
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            "--ceiling",
+            help="With --protocol: also render each prompt's target text with textimg's fonts "
+            "and score those clean renderings, by text length (the reader's own error).",
+        ),
+    ] = False,
     engine: EngineOption = DEFAULT_ENGINE,
     upscale: UpscaleOption = 0,
     min_confidence: MinConfidenceOption = 0.0,
@@ -138,21 +177,38 @@ def score(
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
 ) -> None:
-    """OCR existing images and score how well each writes its prompt (shards without --prompts
-    are scored against each sample's own KEY.txt)."""
+    """OCR existing images (or take supplied transcripts) and score how well each writes its
+    prompt (shards without --prompts are scored against each sample's own KEY.txt)."""
     from textimg.eval.scoring import read_prompts
     from textimg.eval.scoring import score as run_score
     from textimg.files import check_output_dir
 
     check_output_dir(out)  # before minutes of OCR, not after
-    if prompts is not None:
-        read_prompts(prompts)  # a bad line is refused before the OCR engine loads
     ocr = OcrOptions(
         upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
         batch_size=ocr_batch, cache_dir=cache_dir, no_cache=no_cache,
-    ).build_engine(engine)  # fmt: skip
+    )  # fmt: skip
+    if (images is None) == (transcripts is None):
+        raise TextimgError("give IMAGES to read, or --transcripts FILE.jsonl, not both")
+    if protocol is not None or transcripts is not None:
+        source = transcripts or images
+        assert source is not None
+        supplied = transcripts is not None
+        _score_by_protocol(
+            source, out, prompts, protocol, supplied, ceiling, ocr.build_engine, engine
+        )
+        return
+    if ceiling:
+        raise TextimgError("--ceiling scores through a protocol: give --protocol NAME")
+    if prompts is not None:
+        read_prompts(prompts)  # a bad line is refused before the OCR engine loads
     with progress_bar() as progress:
-        summary = run_score(images, prompts, out, ocr, progress)
+        summary = run_score(images, prompts, out, ocr.build_engine(engine), progress)
+    _print_score(summary, out)
+
+
+def _print_score(summary: dict[str, Any], out: Path) -> None:
+    """The one line `score` ends with: counts, trigram and its interval, statuses, report."""
     counts = summary["counts"]
     _refuse_if_nothing_scored(counts, out / "results.csv")
     low, high = summary["trigram"]["ci95"]
@@ -163,6 +219,42 @@ def score(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _score_by_protocol(
+    source: Path,
+    out: Path,
+    prompts: Path | None,
+    protocol_name: str | None,
+    supplied: bool,
+    ceiling: bool,
+    build_engine: Callable[[str], OcrEngine],
+    engine: str,
+) -> None:
+    """`score --protocol` (images or supplied transcripts), and `score --transcripts` alone
+    (textimg's own metrics); the prompts are read and checked before any engine loads."""
+    from textimg.eval.protocol_scoring import (
+        read_protocol_prompts,
+        score_protocol,
+        score_transcripts,
+    )
+    from textimg.eval.protocols import get_protocol
+
+    if prompts is None:
+        raise TextimgError("scoring by protocol or from transcripts needs --prompts FILE")
+    if protocol_name is None:
+        _print_score(score_transcripts(source, prompts, out), out)
+        return
+    protocol = get_protocol(protocol_name)
+    prompt_set = read_protocol_prompts(protocol, prompts)
+    if ceiling and supplied:
+        raise TextimgError("--ceiling reads clean renderings with textimg's engine; it does not "
+                           "go with --transcripts")  # fmt: skip
+    reader = None if supplied else build_engine(engine)
+    with progress_bar() as progress:
+        summary = score_protocol(protocol, prompt_set, out, source, reader, ceiling, progress)
+    _refuse_if_nothing_scored(summary["counts"], out / "results.csv")
+    print_protocol_summary(summary, out)
 
 
 @app.command()
@@ -271,6 +363,7 @@ def eval_command(
     ocr_batch: OcrBatchOption = 16,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    allow_mixed: AllowMixedOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
     from textimg.distributed import Placement, resolve_device
@@ -299,9 +392,28 @@ def eval_command(
     if rerank and select_engine not in (None, engine):
         select = ocr_options.build_engine(select_engine)
     with progress_bar() as progress:
-        table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress)
+        table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress, allow_mixed)
     if table:  # empty on a torchrun rank other than 0: rank 0 prints
         _print_comparison(table, rerank, out)
+
+
+@app.command()
+def compare(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Output folders of `score` or `eval` (each holds summary.json).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, out_option("CSV to write: one row per run.")],
+    allow_mixed: AllowMixedOption = False,
+) -> None:
+    """Put scored runs side by side, refusing runs scored by different protocols or readers."""
+    from textimg.eval.comparable import compare_runs
+
+    rows = compare_runs(runs, out, allow_mixed)
+    Console().print(f"wrote {len(rows)} runs side by side to {out}", highlight=False)
 
 
 def _print_comparison(table: list[dict[str, Any]], rerank: bool, out: Path) -> None:
@@ -325,5 +437,4 @@ def _print_comparison(table: list[dict[str, Any]], rerank: bool, out: Path) -> N
         raise TextimgError(f"no image was scored: every prompt failed (each row's error: {where})")
 
 
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+_cell = number_cell

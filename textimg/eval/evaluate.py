@@ -36,6 +36,7 @@ from textimg.data.shards import sha256_file
 from textimg.distributed import Placement, gather_to_main, start_process_group
 from textimg.errors import TextimgError, check_choice
 from textimg.eval import metrics
+from textimg.eval.comparable import check_comparable
 from textimg.eval.ocr import OcrEngine
 from textimg.eval.rerank import PruneSettings, Upsample, rerank, tile
 from textimg.eval.sample_files import reusable_sample, sample_metadata, save_sample
@@ -516,11 +517,13 @@ def evaluate(
     settings: EvalSettings = EvalSettings(),
     select: OcrEngine | None = None,
     progress: ProgressCallback | None = None,
+    allow_mixed: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate every checkpoint on the same prompts; rank 0 writes `out/compare.csv` and gets
-    one compare row per checkpoint (other ranks get []). `progress` (rank 0's) counts images
-    sampled and read over all checkpoints. The inputs are checked by `check_inputs`, which the
-    caller runs first, before it loads the OCR engines.
+    one compare row per checkpoint (other ranks get []), refusing checkpoints scored by different
+    readers unless `allow_mixed` (`comparable.check_comparable`). `progress` (rank 0's) counts
+    images sampled and read over all checkpoints. The inputs are checked by `check_inputs`,
+    which the caller runs first, before it loads the OCR engines.
 
     Under torchrun the caller's process group is used, or one is started here (NCCL when CUDA is
     available, else gloo) and torn down at the end.
@@ -530,6 +533,7 @@ def evaluate(
     started = start_process_group(place, settings.device.startswith("cuda"))
     try:
         table = []
+        summaries: dict[str, dict[str, Any]] = {}
         each = row_count(split_for_rank(lines, place), settings.sampling.samples)
         names = checkpoint_names(checkpoints)
         for index, (path, name) in enumerate(zip(checkpoints, names, strict=True)):
@@ -544,7 +548,9 @@ def evaluate(
             )
             if summary is not None:
                 table.append(compare_row(name, summary))
+                summaries[name] = summary
         if place.rank == 0:
+            check_comparable(summaries, allow_mixed)
             import pandas as pd
 
             frame = pd.DataFrame(table)

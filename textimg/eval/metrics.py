@@ -98,7 +98,8 @@ def exact_ci(prompt: str, transcript: str) -> float:
 def word_accuracy(prompt: str, transcript: str) -> float:
     """Share of the prompt's words found in the transcript, matched as multisets, case-sensitive.
 
-    Word order is ignored, as in MARIO-Eval's recall. A prompt without words scores 1.0 when the
+    Word order is ignored. Not MARIO-Eval's recall, which lowercases both sides and adds 1e-8 to
+    the count (the `mario` protocol scores that). A prompt without words scores 1.0 when the
     transcript has none either, else 0.0.
     """
     reference, hypothesis = Counter(prompt.split()), Counter(transcript.split())
@@ -117,15 +118,20 @@ def _paired_lines(prompt: str, transcript: str) -> list[tuple[str, str]]:
 
 
 def anytext_sentence_accuracy(prompt: str, transcript: str) -> float:
-    """AnyText Sen.ACC: per-line exact, case-sensitive match, averaged over the prompt's lines."""
+    """Per-line exact, case-sensitive match, averaged over the prompt's lines (one value per image).
+
+    AnyText's Sen.ACC pools lines over the whole benchmark and cuts them to 20 lines of 20
+    characters; the `anytext` protocol scores that."""
     pairs = _paired_lines(prompt, transcript)
     return sum(float(ref == hyp) for ref, hyp in pairs) / len(pairs)
 
 
 def anytext_ned(prompt: str, transcript: str) -> float:
-    """AnyText "NED": per-line similarity 1 - Lev/max(len), averaged over lines (higher is better).
+    """Per-line similarity 1 - Lev/max(len), averaged over the image's lines (higher is better).
 
-    Always >= `anytext_sentence_accuracy` (the sanity check from ControlText#2).
+    Always >= `anytext_sentence_accuracy` (the sanity check from ControlText#2). AnyText's NED
+    pools lines over the benchmark, divides by max(len) + 1e-5 and compares recognizer-dictionary
+    ids; the `anytext` protocol scores that.
     """
     pairs = _paired_lines(prompt, transcript)
     return sum(Levenshtein.normalized_similarity(ref, hyp) for ref, hyp in pairs) / len(pairs)
@@ -138,17 +144,21 @@ def _ocr_boxes(transcript: str) -> list[str]:
 
 
 def glyph_accuracy(prompt: str, transcript: str) -> float:
-    """GlyphControl Acc: the prompt word appears exactly among the OCR boxes (case-sensitive)."""
+    """The prompt equals one OCR line or one word of a line (case-sensitive).
+
+    GlyphControl's Acc compares with EasyOCR's boxes, which are not split into words here; the
+    `glyphcontrol` protocol scores its ocr_acc.py counters."""
     return float(prompt.strip() in _ocr_boxes(transcript))
 
 
 def glyph_accuracy_ci(prompt: str, transcript: str) -> float:
-    """GlyphControl Âcc: `glyph_accuracy` after lowercasing both sides."""
+    """`glyph_accuracy` after lowercasing both sides (GlyphControl's Âcc: `glyphcontrol`)."""
     return glyph_accuracy(prompt.lower(), transcript.lower())
 
 
 def glyph_levenshtein(prompt: str, transcript: str) -> float:
-    """GlyphControl LD: smallest edit distance to any OCR box (lower is better).
+    """Smallest edit distance to any OCR line or word of a line (lower is better); GlyphControl's
+    LD is the `glyphcontrol` protocol's.
 
     NaN when nothing was read: GlyphControl skips such images, which flatters LD; aggregates here
     skip NaN the same way, and the row's `transcript` shows why.
@@ -165,11 +175,11 @@ def _cvtg_words(prompt: str, transcript: str) -> tuple[list[str], list[str]]:
 
 
 def cvtg_word_accuracy(prompt: str, transcript: str) -> float:
-    """CVTG-2K Word Accuracy: share of the prompt's words that are among the OCR words.
+    """Share of the prompt's words that are among the OCR words, CVTG-2K-style.
 
-    As TextCrafter's evaluation computes it: words lowercased and split on whitespace, each prompt
-    word (repeats too) found or not by membership, not multiset matching. NaN for a prompt without
-    words (it adds no words to CVTG-2K's pooled count).
+    Words lowercased and split on whitespace, each prompt word (repeats too) found or not by
+    membership, not multiset matching. TextCrafter publishes no scoring code, so this follows the
+    benchmark's stated definition (the `cvtg2k` protocol); NaN for a prompt without words.
     """
     reference, hypothesis = _cvtg_words(prompt, transcript)
     if not reference:
@@ -182,8 +192,8 @@ def cvtg_ned(prompt: str, transcript: str) -> float:
     """CVTG-2K "NED", a similarity (higher is better), averaged over the prompt's words.
 
     Per prompt word: the OCR word `difflib.get_close_matches(word, words, n=1, cutoff=0)` ranks
-    closest, scored 1 - Lev / (max(len) + 1e-5), as TextCrafter's evaluation does. NaN for a
-    prompt without words.
+    closest, scored 1 - Lev / (max(len) + 1e-5) (TextCrafter publishes no scoring code; the
+    `cvtg2k` protocol follows its stated definition). NaN for a prompt without words.
     """
     reference, hypothesis = _cvtg_words(prompt, transcript)
     if not reference:

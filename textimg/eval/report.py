@@ -16,7 +16,7 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image, ImageChops
@@ -88,10 +88,16 @@ def thumbnail_data_uri(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.getvalue()).decode("ascii")
 
 
-def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
-    """Worst first: failures (no score) at the very top, then by ascending trigram."""
-    value = row["trigram"]
-    return (0, 0.0) if math.isnan(value) else (1, value)
+def _sort_key(metric: str, lower_is_better: bool) -> Callable[[dict[str, Any]], tuple]:
+    """Worst first: failures (no score) at the very top, then by `metric` from its worst end."""
+
+    def key(row: dict[str, Any]) -> tuple[int, float]:
+        value = row.get(metric, math.nan)
+        if value is None or math.isnan(value):
+            return (0, 0.0)
+        return (1, -value if lower_is_better else value)
+
+    return key
 
 
 def render_report(
@@ -114,12 +120,12 @@ def render_report(
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"{_run_lines(summary, kind)}{_summary_table(summary)}"
+        f"{_run_lines(summary, kind)}{_summary_table(summary)}{_protocol_tables(summary)}"
         f"<h2>Images, worst first</h2><p><input id='query' type='search' "
         f"placeholder='filter: key, prompt, transcript'> <select id='status'>"
         f"<option value=''>every status</option>{options}</select> "
         f"<span id='shown'>{len(rows)}</span> of {len(rows)} shown; click a column to sort</p>"
-        f"{_image_table(rows, thumbnails)}<script>{_SCRIPT}</script></body></html>"
+        f"{_image_table(rows, thumbnails, summary)}<script>{_SCRIPT}</script></body></html>"
     )
 
 
@@ -130,6 +136,10 @@ def _run_lines(summary: dict[str, Any], kind: str) -> str:
         for name in ("checkpoint", "sampling", "super_resolution"):
             if name in summary:
                 parts.append((name, summary[name]))
+    if "protocol" in summary:
+        protocol = summary["protocol"]
+        parts.append(("protocol", {k: protocol[k] for k in ("name", "version", "official_code")}))
+        parts.append(("prompts", summary.get("prompts", {})))
     parts += [("counts", summary.get("counts", {})), ("OCR", summary.get("ocr", {}))]
     return "".join(
         f"<p class='muted'>{html.escape(name)} {html.escape(json.dumps(value))}</p>"
@@ -139,6 +149,8 @@ def _run_lines(summary: dict[str, Any], kind: str) -> str:
 
 def _summary_table(summary: dict[str, Any]) -> str:
     """Every metric's mean and 95% CI, beside best of K and the reranked pick where present."""
+    if "protocol" in summary:
+        return ""  # a protocol run's numbers are the benchmark's aggregate: _protocol_tables
     rerank = summary.get("rerank", {})
     best = any(f"best_of_k_{name}" in summary for name in metrics.METRICS)
     head = "<tr><th>metric</th><th>mean</th><th>95% CI</th>"
@@ -157,23 +169,33 @@ def _summary_table(summary: dict[str, Any]) -> str:
     return f"<table>{head}</tr>{''.join(body)}</table>{share}"
 
 
-def _image_table(rows: Sequence[dict[str, Any]], thumbnails: dict[str, str]) -> str:
-    """One row per image: thumbnail, key, status, every metric, prompt, transcript."""
-    names = [name for name in metrics.METRICS if any(name in row for row in rows)]
+def _image_table(
+    rows: Sequence[dict[str, Any]], thumbnails: dict[str, str], summary: dict[str, Any]
+) -> str:
+    """One row per image: thumbnail, key, status, every metric, prompt, transcript; a run of
+    supplied transcripts has no image column."""
+    protocol = summary.get("protocol")
+    candidates = protocol["item_metrics"] if protocol else list(metrics.METRICS)
+    names = [name for name in candidates if any(name in row for row in rows)]
     extra = [name for name in EXTRA_COLUMNS if any(name in row for row in rows)]
-    header = "<th>image</th><th data-type='text'>key</th>"
+    pictures = any(row.get("image") for row in rows)
+    worst_first = _sort_key("trigram", False)
+    if protocol and names:
+        worst_first = _sort_key(names[0], names[0] in protocol["lower_is_better"])
+    header = ("<th>image</th>" if pictures else "") + "<th data-type='text'>key</th>"
     header += "".join(f"<th data-type='num'>{name}</th>" for name in extra)
     header += "<th data-type='text'>status</th>"
     header += "".join(f"<th data-type='num'>{name}</th>" for name in names)
     header += "<th data-type='text'>prompt</th><th data-type='text'>transcript</th>"
     body = []
-    for row in sorted(rows, key=_sort_key):
+    for row in sorted(rows, key=worst_first):
         uri = thumbnails.get(f"{row['key']}/{row['image']}")
         picture = f'<img src="{uri}" alt="">' if uri else "<i>no image</i>"
         status = html.escape(row["status"])
         note = html.escape(row.get("error") or "")
         error = f"<br><span class='muted'>{note}</span>" if note else ""
-        cells = [f"<td>{picture}</td><td>{html.escape(str(row['key']))}</td>"]
+        cells = [f"<td>{picture}</td>"] if pictures else []
+        cells.append(f"<td>{html.escape(str(row['key']))}</td>")
         cells += [_number_cell(row.get(name)) for name in extra]
         cells.append(f"<td>{status}{error}</td>")
         cells += [_number_cell(row.get(name)) for name in names]
@@ -182,6 +204,40 @@ def _image_table(rows: Sequence[dict[str, Any]], thumbnails: dict[str, str]) -> 
         body.append(f"<tr data-status='{status}'>{''.join(cells)}</tr>")
     head = f"<thead><tr>{header}</tr></thead>"
     return f"<table id='images'>{head}<tbody>{''.join(body)}</tbody></table>"
+
+
+def _protocol_tables(summary: dict[str, Any]) -> str:
+    """A protocol run's own aggregate (beside the clean-rendering ceiling where measured), and
+    both by target length."""
+    protocol = summary.get("protocol")
+    if not protocol:
+        return ""
+    ceiling = summary.get("ceiling")
+    head = "<tr><th>metric</th><th>score</th>" + ("<th>ceiling</th>" if ceiling else "") + "</tr>"
+    body = []
+    for name, value in summary["aggregate"].items():
+        cells = [_fmt(value)] + ([_fmt(ceiling["aggregate"].get(name))] if ceiling else [])
+        row = "".join(f"<td>{c}</td>" for c in cells)
+        body.append(f"<tr><th>{html.escape(name)}</th>{row}</tr>")
+    title = f"<h2>{html.escape(protocol['title'])} (protocol {html.escape(protocol['name'])})</h2>"
+    tables = [f"{title}<table>{head}{''.join(body)}</table>"]
+    for measure, buckets in (ceiling or {}).get("by_length", {}).items():
+        names = protocol["metrics"]
+        header = f"<tr><th>{html.escape(measure)}</th><th>images</th>" + "".join(
+            f"<th>{html.escape(n)}</th><th>ceiling {html.escape(n)}</th>" for n in names
+        )
+        lines = []
+        for bucket, cell in buckets.items():
+            values = [_fmt(side.get(n)) for n in names for side in (cell["score"], cell["ceiling"])]
+            lines.append(
+                f"<tr><th>{html.escape(bucket)}</th><td>{cell['images']}</td>"
+                + "".join(f"<td>{v}</td>" for v in values)
+                + "</tr>"
+            )
+        tables.append(
+            f"<h3>by {html.escape(measure)}</h3><table>{header}</tr>{''.join(lines)}</table>"
+        )
+    return "".join(tables)
 
 
 def _number_cell(value: Any) -> str:

@@ -2,15 +2,16 @@
 
 The default reader is RapidOCR (`rapidocr_engine`); EasyOCR (`easyocr_engine`, its CPU speed-ups in
 `easyocr_cpu`) and Tesseract (`tesseract_engine`) stay selectable behind the same interface
-(`base.OcrEngine`), so that one engine can select and another report. Readings are cached on disk
-(`cache`) by image pixels + engine + model versions + settings.
+(`base.OcrEngine`), so that one engine can select and another report; engines other packages
+register under the `textimg.ocr_engines` entry points join them (`registered`). Readings are
+cached on disk (`cache`) by image pixels + engine + model versions + settings.
 """
 
 from __future__ import annotations
 
 import shutil
 
-from textimg.choices import DEFAULT_ENGINE, ENGINES
+from textimg.choices import BUILTIN_ENGINES, DEFAULT_ENGINE, ENGINES
 from textimg.eval.ocr.base import (
     AUTO_UPSCALE_BELOW,
     Detection,
@@ -21,6 +22,7 @@ from textimg.eval.ocr.base import (
 from textimg.eval.ocr.cache import OcrCache, default_cache_path, image_digest
 from textimg.eval.ocr.easyocr_engine import EasyOcrEngine, load_easyocr_reader
 from textimg.eval.ocr.rapidocr_engine import RAPIDOCR_MODELS, RapidOcrEngine, load_rapidocr
+from textimg.eval.ocr.registered import RegisteredEngine
 from textimg.eval.ocr.tesseract_engine import TesseractEngine
 
 
@@ -30,9 +32,11 @@ def available_engines() -> list[str]:
 
 
 def make_engine(settings: OcrSettings, cache: OcrCache | None = None) -> OcrEngine:
-    """The engine named by `settings.engine`; each engine's models are loaded once per process."""
+    """The engine named by `settings.engine` (built in, else registered by a package); each
+    engine's models are loaded once per process."""
     engines = {"rapidocr": RapidOcrEngine, "easyocr": EasyOcrEngine, "tesseract": TesseractEngine}
-    engine_class = engines[settings.engine]
+    assert set(engines) == set(BUILTIN_ENGINES)
+    engine_class = engines.get(settings.engine, RegisteredEngine)
     return engine_class(settings, cache)
 
 
@@ -47,6 +51,7 @@ __all__ = [
     "OcrSettings",
     "RAPIDOCR_MODELS",
     "RapidOcrEngine",
+    "RegisteredEngine",
     "TesseractEngine",
     "available_engines",
     "default_cache_path",
