@@ -109,8 +109,7 @@ def load_text_file(path: Path) -> dict[int, str]:
     except UnicodeDecodeError:
         raise TextimgError(f"text file is not UTF-8: {path}") from None
     texts = {
-        number: line.replace("\\n", "\n").strip()
-        for number, line in enumerate(raw.splitlines(), 1)
+        number: line.replace("\\n", "\n").strip() for number, line in enumerate(raw.splitlines(), 1)
     }
     texts = {number: text for number, text in texts.items() if text.strip()}
     if not texts:
