@@ -441,3 +441,97 @@ def test_a_run_folder_with_a_non_ascii_name_reads_everywhere(paths, tmp_path) ->
     assert sampled.exit_code == 0, sampled.output
     exported = runner.invoke(app, ["export", str(checkpoint), "-o", str(tmp_path / "exp")])
     assert exported.exit_code == 0, exported.output
+
+
+# --- synth texts and font sizes; the OCR cache --------------------------------------------------
+
+UNDRAWABLE = (
+    "\U0001f600\U0001f600 \U0001f389\n\u6f22\u5b57 \u30c6\u30b9\u30c8\n\u05e9\u05dc\u05d5\u05dd\n"
+)
+SYNTH_SMALL = ["synth", "--n", "4", "--shard-size", "4", "--size", "64", "--workers", "1"]
+
+
+def synth_in_seconds(args: list, seconds: float = 30) -> subprocess.CompletedProcess:
+    """`textimg synth ...` in a subprocess, failing the test unless it ends within `seconds`."""
+    from time import perf_counter
+
+    started = perf_counter()
+    result = run_textimg([*SYNTH_SMALL, *args])
+    assert perf_counter() - started < seconds, f"synth took over {seconds} s: {result.stderr}"
+    return result
+
+
+def test_synth_texts_no_font_can_draw_are_refused_in_seconds(tmp_path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text(UNDRAWABLE)
+    result = synth_in_seconds(["-o", tmp_path / "out", "--text-file", texts])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"Error: no line of --text-file {texts}")
+    assert "line 1 " in lines[0] and "line 3 " in lines[0] and "printable ASCII" in lines[0]
+    assert texts.read_text() == UNDRAWABLE and not (tmp_path / "out").exists()
+
+
+def test_synth_leaves_out_the_lines_no_font_can_draw_and_lists_them(tmp_path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("hello world\n" + UNDRAWABLE + "foo bar\n")
+    out = tmp_path / "out"
+    result = synth_in_seconds(["-o", out, "--text-file", texts])
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "3 of 5 lines of --text-file" in warnings[0], result.stderr
+    rejects = [json.loads(row) for row in (out / "rejected-texts.jsonl").read_text().splitlines()]
+    assert [row["line"] for row in rejects] == [2, 3, 4]
+    assert rejects[0]["missing"] == "\U0001f600\U0001f389"
+    assert {s for _, m in iter_samples(sorted(out.glob("*.tar"))) for s in [m["txt"]]} <= {
+        b"hello world",
+        b"foo bar",
+        b"hello\nworld",
+        b"foo\nbar",
+    }
+    assert texts.read_text() == "hello world\n" + UNDRAWABLE + "foo bar\n"
+
+
+def test_synth_a_ten_thousand_character_word_finishes_in_seconds(tmp_path) -> None:
+    texts = tmp_path / "word.txt"
+    texts.write_text("a" * 10_000 + "\n")
+    result = synth_in_seconds(["-o", tmp_path / "out", "--text-file", texts])
+    assert result.returncode == 0, result.stderr
+    assert len(list(iter_samples(sorted((tmp_path / "out").glob("*.tar"))))) == 4
+
+
+def test_synth_a_min_font_size_larger_than_the_image_names_min_font_px(tmp_path) -> None:
+    args = ["synth", "-o", str(tmp_path / "out"), "--min-font-px", "100", "--size", "64"]
+    result = runner.invoke(app, args, env=WIDE)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert lines == ["Error: --min-font-px 100 does not fit --size 64: give 6..58 px "
+                     "(the text area inside the margins)"]  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_ocr_cache_is_set_aside_and_rebuilt(paths, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    garbage = b"not a database" * 100
+    (cache / "ocr.sqlite").write_bytes(garbage)
+    args = ["transcribe", paths["images"], "-o", tmp_path / "t.jsonl", "--cache-dir", cache]
+    result = run_textimg(args)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "set aside as ocr.sqlite.corrupt-1" in warnings[0]
+    assert (cache / "ocr.sqlite.corrupt-1").read_bytes() == garbage
+    again = run_textimg(args[:-2] + ["--cache-dir", cache, "-o", tmp_path / "u.jsonl"])
+    assert again.returncode == 0 and "Warning" not in again.stderr, again.stderr
+
+
+def test_a_read_only_home_scores_without_the_cache_and_names_no_cache(
+    paths, tmp_path, read_only_folder
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TEXTIMG_CACHE_DIR", "XDG_CACHE_HOME")}
+    args = ["score", paths["shards"], "-o", tmp_path / "sc"]
+    result = run_textimg(args, env={**env, "HOME": str(read_only_folder)})
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "--no-cache" in warnings[0], result.stderr
+    assert "reading without it" in warnings[0] and (tmp_path / "sc" / "results.csv").is_file()

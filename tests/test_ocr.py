@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from textimg.errors import TextimgError
+from textimg.errors import TextimgError, TextimgWarning
 from textimg.eval import metrics, ocr, scoring
 
 TEXTS = ["hello world", "OPEN\nDaily 9-5", "Coffee shop", "The cat\nsat down"]
@@ -228,3 +228,16 @@ def test_tesseract_backend_reads_clean_text(draw_text) -> None:
     scores = [metrics.trigram(p, t) for p, t in zip(prompts, transcripts, strict=True)]
     assert statistics.mean(scores) >= 0.8, transcripts
     assert engine.describe()["version"].startswith("tesseract")
+
+
+def test_a_truncated_cache_is_set_aside_and_rebuilt(tmp_path) -> None:
+    path = tmp_path / "ocr.sqlite"
+    full = ocr.OcrCache(path)
+    full.put_many({f"{i:064d}": "reading " * 20 for i in range(20_000)}, "engine")
+    full._db.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.warns(TextimgWarning, match="set aside as ocr.sqlite.corrupt-1"):
+        cache = ocr.open_cache(path)
+    assert cache is not None and len(cache) == 0
+    assert (tmp_path / "ocr.sqlite.corrupt-1").read_bytes() == whole[: len(whole) // 2]

@@ -326,3 +326,20 @@ def test_cli_entry_point_prints_help_for_every_option():
     assert result.returncode == 0
     for option in ("--n", "--out", "--seed", "--size", "--shards", "--workers", "--text-file"):
         assert option in result.stdout
+
+
+def test_fonts_that_draw_no_text_of_the_corpus_are_left_out() -> None:
+    from textimg.data.drawable import drawable_corpus
+    from textimg.data.fonts import FontInfo
+
+    def font(family: str, charset: str) -> FontInfo:
+        return FontInfo(f"/{family}.ttf", family, "Regular", "OFL", "", charset, family)
+
+    letters, marks = font("Letters", "abc "), font("Marks", "!? ")
+    with pytest.warns(UserWarning) as caught:
+        corpus = drawable_corpus({1: "abc", 3: "\u6f22"}, [letters, marks], "--text-file t")
+    assert corpus.texts == ("abc",) and corpus.fonts == (letters,)
+    assert [r.number for r in corpus.rejected] == [3]
+    assert "1 fonts draw no character of --text-file t and are left out: Marks Regular" in [
+        str(w.message) for w in caught
+    ]

@@ -192,6 +192,7 @@ def synth(
     """
     from dataclasses import asdict, replace
 
+    from textimg.data.drawable import RejectedText, drawable_corpus
     from textimg.data.shard_job import default_workers
     from textimg.data.synth import (
         RenderContext,
@@ -204,7 +205,8 @@ def synth(
     )
 
     _check_font_options(font_list, font_dirs)
-    corpus = _text_corpus(text_file, text_from)
+    numbered = _text_corpus(text_file, text_from)
+    corpus = tuple(numbered.values()) if numbered else None
     config = SynthConfig(
         n=n,
         seed=seed,
@@ -222,32 +224,37 @@ def synth(
     shard_range = parse_shard_range(shards, config.num_shards)
     check_output(out, asdict(config), ignore=("fonts",))
     font_set = _synth_fonts(font_list, font_dirs, all_fonts, no_system_fonts)
+    rejected: tuple[RejectedText, ...] = ()
+    if numbered:
+        source = f"--text-file {text_file}" if text_file else f"the transcripts of {text_from}"
+        drawable = drawable_corpus(numbered, font_set, source)
+        corpus, font_set, rejected = drawable.texts, drawable.fonts, drawable.rejected
     config = replace(config, fonts=font_fingerprint(font_set))
     workers = workers or default_workers()
     context = RenderContext(config=config, fonts=font_set, corpus=corpus)
     started = time.perf_counter()
     with _synth_progress(config.n, config.shard_size, shard_range, started) as advance:
-        report = run_synth(context, out, workers, shard_range, on_shard=advance)
+        report = run_synth(context, out, workers, shard_range, advance, rejected)
     console.print(_synth_summary(report, time.perf_counter() - started, len(font_set), workers))
 
 
-def _text_corpus(text_file: Path | None, text_from: Path | None) -> tuple[str, ...] | None:
-    """The texts synth draws from: a text file, a pack's train transcripts, or None (the
-    embedded English)."""
+def _text_corpus(text_file: Path | None, text_from: Path | None) -> dict[int, str] | None:
+    """The texts synth draws from by line number: a text file, a pack's train transcripts, or
+    None (the embedded English)."""
     from textimg.data.texts import load_text_file
 
     if text_file and text_from:
         raise TextimgError("give --text-file or --text-from, not both")
     if text_file:
-        return tuple(load_text_file(text_file))
+        return load_text_file(text_file)
     if not text_from:
         return None
     from textimg.data.pack import load_packed_texts
 
-    corpus = tuple(load_packed_texts(text_from))
+    corpus = load_packed_texts(text_from)
     if not corpus:
         raise TextimgError(f"{text_from} has no non-empty transcripts to draw texts from")
-    return corpus
+    return dict(enumerate(corpus, 1))
 
 
 def _synth_fonts(

@@ -69,7 +69,7 @@ class OcrOptions:
 
     def build_engine(self, engine: str) -> OcrEngine:
         """The OCR engine `engine` with these settings, on the on-disk cache unless disabled."""
-        from textimg.eval.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
+        from textimg.eval.ocr import OcrSettings, default_cache_path, make_engine, open_cache
 
         settings = OcrSettings(
             engine=engine,
@@ -79,7 +79,7 @@ class OcrOptions:
             batch_size=self.batch_size,
         )
         cache_path = self.cache_dir / "ocr.sqlite" if self.cache_dir else default_cache_path()
-        return make_engine(settings, None if self.no_cache else OcrCache(cache_path))
+        return make_engine(settings, None if self.no_cache else open_cache(cache_path))
 
 
 @contextmanager

@@ -25,7 +25,8 @@ from typing import Any
 from PIL import Image
 
 from textimg.choices import PLACEMENTS
-from textimg.data.fonts import PRINTABLE, FontInfo
+from textimg.data.drawable import RejectedText, drawable_characters, write_rejects
+from textimg.data.fonts import FontInfo
 from textimg.data.png import encode_gray_png
 from textimg.data.render import Layout, fit_text, render_layout
 from textimg.data.shard_job import (
@@ -105,7 +106,13 @@ class SynthConfig:
             raise TextimgError(f"--min-contrast must be in 1..255, got {self.min_contrast}")
         low, high = self.font_range
         usable = self.size * (1 - 2 * self.margin)
-        if self.size < MIN_IMAGE_SIZE or low < MIN_FONT_PX or low > usable:
+        fits = MIN_FONT_PX <= low <= usable
+        if self.min_font_px is not None and self.size >= MIN_IMAGE_SIZE and not fits:
+            raise TextimgError(
+                f"--min-font-px {low} does not fit --size {self.size}: give "
+                f"{MIN_FONT_PX}..{int(usable)} px (the text area inside the margins)"
+            )
+        if self.size < MIN_IMAGE_SIZE or not fits:
             raise TextimgError(
                 f"--size {self.size} is too small for any font: text needs at least "
                 f"{MIN_FONT_PX} px font sizes inside a {MIN_IMAGE_SIZE} px or larger image"
@@ -157,7 +164,7 @@ def _contrasting_grays(rng: random.Random, min_contrast: int) -> tuple[int, int]
 
 def _paragraphs(text: str, charset: str) -> list[list[str]]:
     """Split a text into paragraphs of words, keeping only characters the font draws."""
-    allowed = set(charset) & set(PRINTABLE)
+    allowed = drawable_characters(charset)
     paragraphs = []
     for line in text.split("\n"):
         words = "".join(c for c in line if c in allowed).split()
@@ -181,7 +188,7 @@ def make_sample(
     faces = families[names[rng.randrange(len(names))]]
     font = faces[rng.randrange(len(faces))]
     paragraphs: list[list[str]] = []
-    while not paragraphs:  # a text made only of characters the font lacks: draw another
+    while not paragraphs:  # a text of characters the font lacks (`drawable` ensures one exists)
         paragraphs = _paragraphs(pick_text(rng, context.corpus), font.charset)
     gaps = list(range(1, sum(len(p) for p in paragraphs)))
     breaks = set(rng.sample(gaps, min(rng.randrange(config.max_lines), len(gaps))))
@@ -382,6 +389,7 @@ def run_synth(
     workers: int,
     shard_range: tuple[int, int] | None = None,
     on_shard: OnShard | None = None,
+    rejected: Sequence[RejectedText] = (),
 ) -> SynthReport:
     """Render the shards in `shard_range` (all by default) into `directory`, resuming if possible.
 
@@ -389,6 +397,7 @@ def run_synth(
     rewritten after every shard, in the order shards finish. Ctrl-C or SIGTERM stops the run
     within a sample: every shard finished by then is recorded, no partial shard keeps a final
     name, and `Interrupted` says how many shards are done and that the same call resumes.
+    The texts left out of the corpus (`rejected`) are listed beside the shards.
     """
     if not context.fonts:
         raise TextimgError("no usable fonts: run `textimg fonts --check` to see why")
@@ -396,6 +405,7 @@ def run_synth(
     config_dict = asdict(config)
     start, stop = shard_range or (0, config.num_shards)
     recorded = claim_output(directory, _another_corpus(directory, config_dict, ()), "*.tar")
+    write_rejects(directory, rejected)
     indices = {shard_name(SHARD_PREFIX, index): index for index in range(start, stop)}
     header = {
         "kind": "synth",

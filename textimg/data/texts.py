@@ -97,8 +97,10 @@ def english_text(rng: random.Random) -> str:
     return " ".join(phrase)
 
 
-def load_text_file(path: Path) -> list[str]:
-    """A user's corpus: one text a line, a literal `\\n` in a line standing for a line break."""
+def load_text_file(path: Path) -> dict[int, str]:
+    """A user's corpus by line number (from 1, blank lines skipped): one text a line, a literal
+    `\\n` in a line standing for a line break. Numbered so a text that cannot be drawn is named
+    by the line a user can find in the file."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
@@ -106,8 +108,10 @@ def load_text_file(path: Path) -> list[str]:
         raise TextimgError(f"text file not found: {path}") from None
     except UnicodeDecodeError:
         raise TextimgError(f"text file is not UTF-8: {path}") from None
-    texts = [line.replace("\\n", "\n").strip() for line in raw.splitlines()]
-    texts = [t for t in texts if t.strip()]
+    texts = {
+        number: line.replace("\\n", "\n").strip() for number, line in enumerate(raw.splitlines(), 1)
+    }
+    texts = {number: text for number, text in texts.items() if text.strip()}
     if not texts:
         raise TextimgError(f"text file has no non-empty lines: {path}")
     return texts

@@ -219,7 +219,7 @@ def _run_stages(task: Task, out: Path, log: Log, threads: int, train: bool, shee
                 curve: Sequence[int], curve_prompts: int,
                 report: ReportFactory | None) -> dict[str, Any]:  # fmt: skip
     """`run_chain`'s stages, timed, and the result it writes."""
-    from textimg.eval.ocr import OcrCache, OcrSettings, default_cache_path, make_engine
+    from textimg.eval.ocr import OcrSettings, default_cache_path, make_engine, open_cache
     from textimg.eval.scoring import score
 
     clock = _Clock(log)
@@ -233,7 +233,7 @@ def _run_stages(task: Task, out: Path, log: Log, threads: int, train: bool, shee
         train_segments(task, out / "corpus", run_dir, curve, report)
         clock.stage("train")
 
-    engine = make_engine(OcrSettings(upscale=task.upscale), OcrCache(default_cache_path()))
+    engine = make_engine(OcrSettings(upscale=task.upscale), open_cache(default_cache_path()))
     checkpoint = run_dir / "checkpoint.pt"
     folders = {g: _samples_folder(task, out, g) for g in task.guidance}
     summaries = {g: _sample(task, texts, checkpoint, f, engine, g) for g, f in folders.items()}

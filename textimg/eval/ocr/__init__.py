@@ -19,7 +19,7 @@ from textimg.eval.ocr.base import (
     OcrSettings,
     group_lines,
 )
-from textimg.eval.ocr.cache import OcrCache, default_cache_path, image_digest
+from textimg.eval.ocr.cache import OcrCache, default_cache_path, image_digest, open_cache
 from textimg.eval.ocr.easyocr_engine import EasyOcrEngine, load_easyocr_reader
 from textimg.eval.ocr.rapidocr_engine import RAPIDOCR_MODELS, RapidOcrEngine, load_rapidocr
 from textimg.eval.ocr.registered import RegisteredEngine
@@ -60,4 +60,5 @@ __all__ = [
     "load_easyocr_reader",
     "load_rapidocr",
     "make_engine",
+    "open_cache",
 ]
