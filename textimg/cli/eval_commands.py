@@ -33,7 +33,9 @@ from textimg.cli.options import (
     SrStepsOption,
     StepsOption,
     UpscaleOption,
+    float_option,
     out_option,
+    user_path,
 )
 from textimg.errors import TextimgError
 
@@ -124,6 +126,7 @@ def score(
     images: Annotated[
         Path,
         typer.Argument(
+            parser=user_path,
             help="Folder of KEY.png/.jpg images, or WebDataset shards (a .tar, a folder, a glob).",
             show_default=False,
         ),
@@ -168,7 +171,10 @@ def score(
 @app.command()
 def transcribe(
     images_dir: Annotated[
-        Path, typer.Argument(help="Folder of images (searched recursively).", show_default=False)
+        Path,
+        typer.Argument(
+            parser=user_path, help="Folder of images (searched recursively).", show_default=False
+        ),
     ],
     out: Annotated[
         Path, out_option("JSONL to write: {image: relative path, text: transcript} per line.")
@@ -207,7 +213,9 @@ def eval_command(
     checkpoints: Annotated[
         list[Path],
         typer.Argument(
-            help="Checkpoints written by textimg train; several give one table.", show_default=False
+            parser=user_path,
+            help="Checkpoints written by textimg train; several give one table.",
+            show_default=False,
         ),
     ],
     prompts: PromptsOption = None,
@@ -226,10 +234,15 @@ def eval_command(
         bool, typer.Option("--rerank", help="Also score the post's OCR rejection sampling.")
     ] = False,
     keep_only_if_above: Annotated[
-        float, typer.Option(help="Rerank: if any sample reaches this trigram, keep only those.")
+        float,
+        float_option(
+            "--keep-only-if-above",
+            help="Rerank: if any sample reaches this trigram, keep only those.",
+        ),
     ] = 0.95,
     delete_under: Annotated[
-        float, typer.Option(help="Rerank: otherwise drop samples under this trigram.")
+        float,
+        float_option("--delete-under", help="Rerank: otherwise drop samples under this trigram."),
     ] = 0.1,
     continue_if_all_pruned: Annotated[
         bool, typer.Option(help="Rerank: keep all samples when none survives pruning.")
@@ -239,6 +252,7 @@ def eval_command(
         Path | None,
         typer.Option(
             "--sr",
+            parser=user_path,
             help="Super-resolution checkpoint (the cascade): every sample is upsampled and the "
             "large images are scored; with --rerank only the survivors are, tiled to --sr-count, "
             "and the best upsampled pick is scored (the post's steps 4-6).",
