@@ -460,7 +460,9 @@ def test_a_run_folder_with_a_non_ascii_name_reads_everywhere(paths, tmp_path) ->
             "the weight must be a finite number",
             id="data-weight-inf",
         ),  # fmt: skip
-        pytest.param([*TRAIN, "--set", "train.lr=nan"], "train.lr must be finite", id="set-nan"),
+        pytest.param(
+            [*TRAIN, "--set", "data.weights=[inf]"], "data.weights must be finite", id="set-inf"
+        ),  # fmt: skip
         pytest.param(
             [*SCORE, "-o", "{tmp}/sc", "--min-confidence", "nan"],
             "--min-confidence must be a finite number",

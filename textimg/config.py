@@ -409,11 +409,13 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         section, dot, name = key.strip().partition(".")
         if not sep or not dot:
             raise TextimgError(f"override {item!r} must look like section.field=value")
-        value = _parse_literal(raw.strip())
-        if not _all_finite(value):
-            raise TextimgError(f"--set {item}: {key.strip()} must be finite (not nan or inf)")
-        data.setdefault(section, {})[name] = value
-    return from_dict(data, base=config)
+        data.setdefault(section, {})[name] = _parse_literal(raw.strip())
+    updated = from_dict(data, base=config)  # a setting's own range speaks first
+    for section, values in data.items():
+        for name, value in values.items():
+            if not _all_finite(value):
+                raise TextimgError(f"{section}.{name} must be finite (not nan or inf), got {value}")
+    return updated
 
 
 def recipe_names() -> list[str]:
