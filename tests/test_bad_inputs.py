@@ -8,6 +8,7 @@ system must refuse the write (a read-only folder, a file-size limit standing in 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -535,3 +536,210 @@ def test_a_read_only_home_scores_without_the_cache_and_names_no_cache(
     warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
     assert len(warnings) == 1 and "--no-cache" in warnings[0], result.stderr
     assert "reading without it" in warnings[0] and (tmp_path / "sc" / "results.csv").is_file()
+
+
+# ---- inputs: numbers, seeds, paths, prompt files and image folders -------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["sample", "{ckpt}", "--prompt", "ab", "-o", "{tmp}/g.png", "--guidance", "nan"],
+            "--guidance must be a finite number",
+            id="guidance-nan",
+        ),  # fmt: skip
+        pytest.param(
+            [*TRAIN, "--data", "{data}=inf"],
+            "the weight must be a finite number",
+            id="data-weight-inf",
+        ),  # fmt: skip
+        pytest.param(
+            [*TRAIN, "--set", "data.weights=[inf]"], "data.weights must be finite", id="set-inf"
+        ),  # fmt: skip
+        pytest.param(
+            [*SCORE, "-o", "{tmp}/sc", "--min-confidence", "nan"],
+            "--min-confidence must be a finite number",
+            id="score-nan",
+        ),  # fmt: skip
+        pytest.param(
+            ["sample", "{ckpt}", "--prompt", "ab", "-o", "{tmp}/g.png", "--seed", str(2**64)],
+            "--seed must be between -9223372036854775808 and 9223372036854775807",
+            id="sample-seed-too-large",
+        ),  # fmt: skip
+        pytest.param(
+            [*TRAIN, "--seed", str(-(2**70))], "--seed must be between", id="train-seed-too-large"
+        ),  # fmt: skip
+        pytest.param(
+            ["sample", "{ckpt}", "--prompts", "{images}", "-o", "{tmp}/g.png"],
+            "images is a folder",
+            id="sample-prompts-folder",
+        ),  # fmt: skip
+        pytest.param(
+            [*EVAL, "--prompts", "{images}", "-o", "{tmp}/ev"],
+            "images is a folder",
+            id="eval-prompts-folder",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_numbers_seeds_and_prompt_paths_are_one_error_line(
+    args: list[str], message: str, paths: dict[str, Path], tmp_path: Path
+) -> None:
+    test_bad_input_is_one_error_line_and_a_failed_exit(args, message, paths, tmp_path)
+
+
+def test_every_path_float_and_seed_parameter_is_parsed_by_the_shared_parser() -> None:
+    """One rule per kind of value: a new option that forgets it fails here, not for a user."""
+    import inspect
+    import typing
+
+    from textimg.cli import options
+
+    for command in app.registered_commands:
+        hints = typing.get_type_hints(command.callback, include_extras=True)
+        for name, hint in hints.items():
+            if name == "return":
+                continue
+            info = next(m for m in typing.get_args(hint)[1:] if hasattr(m, "parser"))
+            kinds = set(typing.get_args(typing.get_args(hint)[0])) | {typing.get_args(hint)[0]}
+            where = f"{command.callback.__name__} {name}"
+            if Path in kinds or list[Path] in kinds or list[Path] | None in kinds:
+                assert info.parser is options.user_path, where
+            if float in kinds or name == "seed":
+                assert inspect.getclosurevars(info.parser).nonlocals.get("option"), where
+
+
+def test_a_literal_tilde_out_is_the_home_folder_everywhere(paths, tmp_path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("ab\n")
+    (tmp_path / "imgs").mkdir()
+    Image.new("L", (32, 32), 255).save(tmp_path / "imgs" / "line-1.png")
+    env = {**os.environ, "HOME": str(home)}
+    args = ["score", tmp_path / "imgs", "--prompts", prompts, "-o", "~/x", "--no-cache"]
+    result = run_textimg(args, cwd=work, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (home / "x" / "results.csv").is_file() and (home / "x" / "summary.json").is_file()
+    assert not list(work.iterdir()), "no folder named ~ beside the command"
+    assert not [p for p in home.rglob("*") if ".tmp" in p.name]
+
+
+def _sample_grid(paths, out: Path, source: list[str]) -> np.ndarray:
+    args = ["sample", str(paths["ckpt"]), *source, "--steps", "1", "--device", "cpu", "-o"]
+    result = runner.invoke(app, [*args, str(out)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    return np.asarray(Image.open(out))
+
+
+def test_ndjson_and_bom_prompts_draw_their_text(paths, tmp_path) -> None:
+    from textimg.data.pack_sources import read_table
+
+    expected = _sample_grid(paths, tmp_path / "plain.png", ["--prompt", "ab"])
+    row = json.dumps({"key": "k", "text": "ab"}) + "\n"
+    for name in ("p.ndjson", "bom.jsonl"):
+        (tmp_path / name).write_text(("\ufeff" if name.startswith("bom") else "") + row)
+        before = (tmp_path / name).read_bytes()
+        grid = _sample_grid(paths, tmp_path / f"{name}.png", ["--prompts", str(tmp_path / name)])
+        assert np.array_equal(grid, expected), name
+        assert (tmp_path / name).read_bytes() == before
+    table = tmp_path / "t.jsonl"
+    table.write_text("\ufeff" + json.dumps({"image": "a.png", "text": "ab"}) + "\n")
+    [first] = read_table(table, "image", "text")
+    assert first.problem is None and first.text == "ab"
+
+
+def test_prompts_from_a_pipe_are_read(paths, tmp_path) -> None:
+    expected = _sample_grid(paths, tmp_path / "plain.png", ["--prompt", "ab"])
+    command = (f"{sys.executable} -m textimg sample {paths['ckpt']} --prompts <(echo ab) "
+               f"--steps 1 --device cpu -o {tmp_path / 'piped.png'}")  # fmt: skip
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "piped.png")), expected)
+
+
+def _sixteen_bit_text(path: Path, text: str = "HELLO") -> Path:
+    """Dark `text` on white as a 16-bit grayscale PNG (`I;16`), which OCR reads only when the
+    reader scales it to 8 bits rather than clipping every value to white."""
+    from PIL import ImageDraw
+
+    from textimg.images import _caption_font
+
+    image = Image.new("L", (160, 48), 255)
+    font = _caption_font().font_variant(size=28)
+    ImageDraw.Draw(image).text((8, 8), text, fill=0, font=font)
+    wide = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    wide.save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    return path
+
+
+def test_sixteen_bit_images_are_read_by_score_transcribe_and_pack(tmp_path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    image = _sixteen_bit_text(folder / "k.png")
+    before = image.read_bytes()
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"key": "k", "text": "HELLO"}) + "\n")
+    scored = runner.invoke(app, ["score", str(folder), "--prompts", str(prompts), "-o",
+                                 str(tmp_path / "sc"), "--no-cache"], env=WIDE)  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    rows = pd.read_csv(tmp_path / "sc" / "results.csv", dtype=str, keep_default_na=False)
+    assert rows.loc[0, "transcript"].upper().replace(" ", "") == "HELLO"
+    out = tmp_path / "t.jsonl"
+    read = runner.invoke(app, ["transcribe", str(folder), "-o", str(out), "--no-cache"], env=WIDE)
+    assert read.exit_code == 0, read.output
+    assert json.loads(out.read_text())["text"].upper().replace(" ", "") == "HELLO"
+    (folder / "k.txt").write_text("HELLO")
+    pack = ["pack", str(folder), "-o", str(tmp_path / "pk"), "--max-size", "80"]
+    packed = runner.invoke(app, [*pack, "--workers", "1", "--test-fraction", "0"], env=WIDE)
+    assert packed.exit_code == 0, packed.output
+    [(_, members)] = list(iter_samples([tmp_path / "pk"]))
+    pixels = np.asarray(Image.open(io.BytesIO(members["png"])).convert("L"))
+    assert pixels.min() < 64, "the text survives re-encoding, not a white page"
+    assert image.read_bytes() == before
+
+
+def test_two_images_sharing_a_key_are_refused_naming_both(tmp_path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("L", (32, 32), 255).save(folder / "good.png")
+    Image.new("RGB", (32, 32), "white").save(folder / "good.jpg")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"key": "good", "text": "ab"}) + "\n")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = ["score", str(folder), "--prompts", str(prompts), "-o", str(tmp_path / "sc")]
+    result = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "cache")], env=WIDE)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "good.jpg and good.png" in lines[0] and "share the key 'good'" in lines[0]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not (tmp_path / "sc").exists()
+
+
+@pytest.mark.parametrize("command", ["score", "transcribe"])
+def test_a_file_name_that_is_not_utf8_is_one_error_line(tmp_path, command: str) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("L", (32, 32), 255).save(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("ab\n")
+    extra = ["--prompts", str(prompts)] if command == "score" else []
+    out = tmp_path / ("sc" if command == "score" else "t.jsonl")
+    result = run_textimg([command, folder, *extra, "-o", out, "--cache-dir", tmp_path / "c"],
+                         env={**os.environ, "COLUMNS": "400"})  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and "'caf\\\\xe9.png' is not UTF-8" in lines[0]
+    assert not out.exists()
+
+
+def test_eval_summary_counts_prompts_cut_or_with_unknown_characters(paths, tmp_path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("ab\n" + "x" * 40 + "\ncaf\u00e9 \U0001f600\n")
+    args = [*filled(EVAL, paths, tmp_path), "--prompts", str(prompts), "-o", str(tmp_path / "e")]
+    result = runner.invoke(app, [*args, "--no-cache"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    counts = json.loads((tmp_path / "e" / "ckpt" / "summary.json").read_text())["counts"]
+    assert counts["truncated_prompts"] == 1 and counts["unknown_character_prompts"] == 1

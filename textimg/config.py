@@ -19,6 +19,7 @@ directory and inside every checkpoint, so a checkpoint rebuilds its model with n
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -409,7 +410,12 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         if not sep or not dot:
             raise TextimgError(f"override {item!r} must look like section.field=value")
         data.setdefault(section, {})[name] = _parse_literal(raw.strip())
-    return from_dict(data, base=config)
+    updated = from_dict(data, base=config)  # a setting's own range speaks first
+    for section, values in data.items():
+        for name, value in values.items():
+            if not _all_finite(value):
+                raise TextimgError(f"{section}.{name} must be finite (not nan or inf), got {value}")
+    return updated
 
 
 def recipe_names() -> list[str]:
@@ -487,6 +493,14 @@ def _spelled(value: Any) -> str:
     if isinstance(value, tuple | list):
         return f"[{', '.join(_spelled(item) for item in value)}]"
     return str(value)
+
+
+def _all_finite(value: Any) -> bool:
+    """False for a TOML `nan` or `inf`, alone or in a list: no setting means them, and one that
+    admits any number (a list of data weights) would carry them into training."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return all(_all_finite(item) for item in value) if isinstance(value, list) else True
 
 
 def _parse_literal(raw: str) -> Any:

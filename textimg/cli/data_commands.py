@@ -21,6 +21,8 @@ from textimg.cli.options import (
     WorkersOption,
     one_of,
     out_option,
+    seed_option,
+    user_path,
 )
 from textimg.errors import TextimgError
 
@@ -35,6 +37,7 @@ FontListOption = Annotated[
     Path | None,
     typer.Option(
         "--fonts",
+        parser=user_path,
         help="Font list file: one family name, file name/glob or path a line (# comments). "
         "Default: textimg's curated fonts.txt.",
     ),
@@ -42,7 +45,9 @@ FontListOption = Annotated[
 FontDirOption = Annotated[
     list[Path] | None,
     typer.Option(
-        "--font-dir", help="Extra folder of .ttf/.otf fonts; every valid font in it is used."
+        "--font-dir",
+        parser=user_path,
+        help="Extra folder of .ttf/.otf fonts; every valid font in it is used.",
     ),
 ]
 AllFontsOption = Annotated[
@@ -85,7 +90,11 @@ def fonts(
     ] = False,
     write: Annotated[
         Path | None,
-        typer.Option("--write", help="Write the valid fonts found (one path a line) to this file."),
+        typer.Option(
+            "--write",
+            parser=user_path,
+            help="Write the valid fonts found (one path a line) to this file.",
+        ),
     ] = None,
     font_list: FontListOption = None,
     font_dirs: FontDirOption = None,
@@ -136,7 +145,7 @@ def fonts(
 def synth(
     out: Annotated[Path, out_option("Output folder for the shards.")],
     n: Annotated[int, typer.Option("--n", help="Number of images in the corpus.")] = 407_000,
-    seed: Annotated[int, typer.Option(help="Corpus seed: sample i depends only on (seed, i).")] = 0,
+    seed: Annotated[int, seed_option("Corpus seed: sample i depends only on (seed, i).")] = 0,
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 256,
     shard_size: Annotated[int, typer.Option(help="Samples per shard.")] = 1000,
     max_lines: Annotated[int, typer.Option(help="Most lines of text in one image.")] = 5,
@@ -160,15 +169,17 @@ def synth(
     text_file: Annotated[
         Path | None,
         typer.Option(
+            parser=user_path,
             help="Your texts: one a line, a literal \\n marks a line break. "
-            "Default: embedded English text by word frequency."
+            "Default: embedded English text by word frequency.",
         ),
     ] = None,
     text_from: Annotated[
         Path | None,
         typer.Option(
+            parser=user_path,
             help="Draw texts from the train transcripts of a `textimg pack` output folder, "
-            "so the synthetic corpus speaks the real data's language."
+            "so the synthetic corpus speaks the real data's language.",
         ),
     ] = None,
     workers: WorkersOption = 0,
@@ -319,7 +330,8 @@ def _synth_summary(report: SynthReport, elapsed: float, fonts: int, workers: int
 @app.command()
 def merge(
     corpus_dir: Annotated[
-        Path, typer.Argument(help="Corpus folder holding the manifest-A-B.json parts.")
+        Path,
+        typer.Argument(parser=user_path, help="Corpus folder holding the manifest-A-B.json parts."),
     ],
 ) -> None:
     """Merge the part manifests of a corpus rendered in pieces (--shards) into manifest.json."""
@@ -337,7 +349,10 @@ def merge(
 
 @app.command()
 def preview(
-    shards: Annotated[list[Path], typer.Argument(help="Shard files, folders of shards, or globs.")],
+    shards: Annotated[
+        list[Path],
+        typer.Argument(parser=user_path, help="Shard files, folders of shards, or globs."),
+    ],
     out: Annotated[Path, out_option("Where to write the contact sheet (.png).")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many samples to show.")] = 64,
     columns: Annotated[int, typer.Option(min=1, max=64, help="Images per row.")] = 8,
@@ -368,11 +383,12 @@ def preview(
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")
+        Path,
+        typer.Option(
+            "--out", "-o", parser=user_path, help="Folder for everything the demo writes."
+        ),
     ] = Path("demo"),
-    seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the texts, corpus, weights and samples.")
-    ] = 0,
+    seed: Annotated[int, seed_option("Seed of the texts, corpus, weights and samples.")] = 0,
 ) -> None:
     """Train a model that writes, in under 10 minutes on 2 CPU cores, and score it by OCR.
 

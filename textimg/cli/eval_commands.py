@@ -33,8 +33,10 @@ from textimg.cli.options import (
     SrStepsOption,
     StepsOption,
     UpscaleOption,
+    float_option,
     one_of,
     out_option,
+    user_path,
 )
 from textimg.cli.protocol_output import ScoreCommand, number_cell, print_protocol_summary
 from textimg.errors import TextimgError
@@ -138,6 +140,7 @@ def score(
     images: Annotated[
         Path | None,
         typer.Argument(
+            parser=user_path,
             help="Folder of KEY.png/.jpg images, or WebDataset shards (a .tar, a folder, a glob); "
             "left out with --transcripts.",
             show_default=False,
@@ -156,6 +159,7 @@ def score(
     transcripts: Annotated[
         Path | None,
         typer.Option(
+            parser=user_path,
             help="JSONL of {key, transcript} or {key, sample, transcript} lines: score these "
             "readings instead of reading images (no OCR engine is loaded).",
             show_default=False,
@@ -260,7 +264,10 @@ def _score_by_protocol(
 @app.command()
 def transcribe(
     images_dir: Annotated[
-        Path, typer.Argument(help="Folder of images (searched recursively).", show_default=False)
+        Path,
+        typer.Argument(
+            parser=user_path, help="Folder of images (searched recursively).", show_default=False
+        ),
     ],
     out: Annotated[
         Path, out_option("JSONL to write: {image: relative path, text: transcript} per line.")
@@ -299,7 +306,9 @@ def eval_command(
     checkpoints: Annotated[
         list[Path],
         typer.Argument(
-            help="Checkpoints written by textimg train; several give one table.", show_default=False
+            parser=user_path,
+            help="Checkpoints written by textimg train; several give one table.",
+            show_default=False,
         ),
     ],
     prompts: PromptsOption = None,
@@ -318,10 +327,15 @@ def eval_command(
         bool, typer.Option("--rerank", help="Also score the post's OCR rejection sampling.")
     ] = False,
     keep_only_if_above: Annotated[
-        float, typer.Option(help="Rerank: if any sample reaches this trigram, keep only those.")
+        float,
+        float_option(
+            "--keep-only-if-above",
+            help="Rerank: if any sample reaches this trigram, keep only those.",
+        ),
     ] = 0.95,
     delete_under: Annotated[
-        float, typer.Option(help="Rerank: otherwise drop samples under this trigram.")
+        float,
+        float_option("--delete-under", help="Rerank: otherwise drop samples under this trigram."),
     ] = 0.1,
     continue_if_all_pruned: Annotated[
         bool, typer.Option(help="Rerank: keep all samples when none survives pruning.")
@@ -331,6 +345,7 @@ def eval_command(
         Path | None,
         typer.Option(
             "--sr",
+            parser=user_path,
             help="Super-resolution checkpoint (the cascade): every sample is upsampled and the "
             "large images are scored; with --rerank only the survivors are, tiled to --sr-count, "
             "and the best upsampled pick is scored (the post's steps 4-6).",

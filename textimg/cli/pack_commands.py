@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from textimg.cli.app import app
-from textimg.cli.options import WorkersOption, out_option
+from textimg.cli.options import WorkersOption, float_option, out_option, seed_option, user_path
 from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ def pack(
     images_dir: Annotated[
         Path,
         typer.Argument(
+            parser=user_path,
             help="Folder of the images; paths in --transcripts are relative to it.",
             show_default=False,
         ),
@@ -39,6 +40,7 @@ def pack(
         typer.Option(
             "--transcripts",
             "-t",
+            parser=user_path,
             help="Table of image paths and transcripts (.jsonl, .csv or .parquet). "
             "Without it, each image's transcript is NAME.txt beside it.",
             show_default=False,
@@ -52,9 +54,14 @@ def pack(
     ] = "text",
     test_fraction: Annotated[
         float,
-        typer.Option(help="Share of images held out for testing, chosen by a hash of the path."),
+        float_option(
+            "--test-fraction",
+            low=0,
+            high=1,
+            help="Share of images held out for testing, chosen by a hash of the path.",
+        ),
     ] = 0.05,
-    seed: Annotated[int, typer.Option(help="Seed of the train/test split hash.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the train/test split hash.")] = 0,
     shard_size: Annotated[int, typer.Option(help="Samples per shard.")] = 1000,
     max_size: Annotated[
         int | None,

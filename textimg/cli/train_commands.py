@@ -24,7 +24,11 @@ from textimg.cli.options import (
     SrGuidanceOption,
     SrStepsOption,
     StepsOption,
+    float_option,
+    number,
     out_option,
+    seed_option,
+    user_path,
 )
 from textimg.cli.progress import train_progress
 from textimg.config import recipe_names
@@ -41,14 +45,15 @@ GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _data_overrides(data: list[str]) -> list[str]:
-    """`--data PATH[=WEIGHT]` values as config overrides; weights are all given or none."""
+    """`--data PATH[=WEIGHT]` values as config overrides; weights are all given or none, each a
+    finite number (as every number option is checked)."""
     paths, weights = [], []
     for item in data:
         path, sep, weight = item.rpartition("=")
         if sep and path:
             try:
-                weights.append(float(weight))
-            except ValueError:
+                weights.append(number(f"--data {item}: the weight", float)(weight))
+            except typer.BadParameter:
                 raise TextimgError(
                     f"--data {item}: the weight after '=' must be a number"
                 ) from None
@@ -107,12 +112,10 @@ def train(
         int | None,
         typer.Option("--batch-size", min=1, help="Training images per process and micro-step."),
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of weights, noise and data order.")
-    ] = None,
+    seed: Annotated[int | None, seed_option("Seed of weights, noise and data order.")] = None,
     max_minutes: Annotated[
         float | None,
-        typer.Option(
+        float_option(
             "--max-minutes",
             help="Stop after this many minutes of training, checkpointing first; --resume "
             "continues (a time budget for short GPU leases and CI).",
@@ -130,6 +133,7 @@ def train(
         Path | None,
         typer.Option(
             "--init-from",
+            parser=user_path,
             help="Start from this checkpoint's EMA weights (fine-tuning); a base checkpoint "
             "into a super-resolution recipe warm-starts its middle (the post's sandwich).",
         ),
@@ -198,7 +202,10 @@ def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[s
 @app.command()
 def sample(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A checkpoint written by textimg train.", show_default=False)
+        Path,
+        typer.Argument(
+            parser=user_path, help="A checkpoint written by textimg train.", show_default=False
+        ),
     ],
     out: Annotated[
         Path,
@@ -220,6 +227,7 @@ def sample(
         Path | None,
         typer.Option(
             "--sr",
+            parser=user_path,
             help="Super-resolution checkpoint: upsample every image too (the cascade); both "
             "sizes are written, the large ones as NAME-sr.png.",
             show_default=False,
@@ -303,7 +311,10 @@ def _write_images(images: np.ndarray, out: Path, samples: int, suffix: str) -> N
 @app.command()
 def export(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A checkpoint written by textimg train.", show_default=False)
+        Path,
+        typer.Argument(
+            parser=user_path, help="A checkpoint written by textimg train.", show_default=False
+        ),
     ],
     out: Annotated[
         Path | None,

@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from textimg.images import to_eight_bit
+
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 """Pillow format -> shard member extension. MPO is the multi-picture JPEG many phones write."""
 
@@ -120,6 +122,7 @@ def reencode_mode(mode: str, extension: str) -> str:
 def reencode(data: bytes, size: tuple[int, int], extension: str) -> bytes:
     """The image `data` shrunk to `size` with Lanczos and saved as `extension`."""
     with Image.open(io.BytesIO(data)) as image:
+        image = to_eight_bit(image)  # a 16-bit scan converted straight would be all white
         image = image.convert(reencode_mode(image.mode, extension))
         image = image.resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()

@@ -29,7 +29,11 @@ SIDECAR_IMAGE_SUFFIXES = (
 )
 """Files that count as images in the sidecar layout; the real format still comes from the bytes."""
 
-TABLE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+"""Names of JSON-lines files, one rule for every command that reads them (pack's transcripts,
+the prompts of sample, eval and score)."""
+
+TABLE_SUFFIXES = {**dict.fromkeys(JSONL_SUFFIXES, "jsonl"), ".csv": "csv", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,10 @@ def read_table(path: Path, image_col: str, text_col: str) -> list[Row]:
 
 def _read_jsonl(path: Path) -> list[Any]:
     """Records of a JSONL file, line by line: pandas reads JSONL all-or-nothing, and one bad line
-    must reject only its own row. A bad line becomes an `_Unreadable` record in its place."""
+    must reject only its own row. A bad line becomes an `_Unreadable` record in its place; a
+    byte-order mark that some editors write before the first line is not part of it."""
     records: list[Any] = []
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         for line in handle:
             if not line.strip():
                 continue
@@ -152,7 +157,7 @@ def _row_from_record(index: int, record: Any, image_col: str, text_col: str) -> 
     if not isinstance(image, str) or not image:
         return Row(index, None, problem=("unreadable_row", f"no {image_col} path"))
     for name, value in [(image_col, image), (text_col, text), *values.items()]:
-        if isinstance(value, str) and not _is_utf8(value):
+        if isinstance(value, str) and not is_utf8(value):
             return Row(index, image, problem=("non_utf8_text", f"{name} is not UTF-8"))
     relative = PurePosixPath(image)
     if relative.is_absolute() or ".." in relative.parts:
@@ -185,8 +190,9 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _is_utf8(text: str) -> bool:
-    """False for strings holding surrogates (undecodable bytes, or lone `\\udXXX` in JSON)."""
+def is_utf8(text: str) -> bool:
+    """False for strings holding surrogates (undecodable bytes of a file name or a table, or a
+    lone `\\udXXX` in JSON): the one rule for names and texts that are not UTF-8."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -220,7 +226,7 @@ def read_sidecars(images_dir: Path) -> list[Row]:
 def _sidecar_row(index: int, images_dir: Path, name: str) -> Row:
     """The row of one image in the sidecar layout, its transcript read as exact UTF-8."""
     transcript = PurePosixPath(name).with_suffix(".txt")
-    if not _is_utf8(name):
+    if not is_utf8(name):
         return Row(index, None, problem=("unreadable_row", "file name is not UTF-8"))
     try:
         text = (images_dir / transcript).read_bytes().decode("utf-8")

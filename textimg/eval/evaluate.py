@@ -44,8 +44,10 @@ from textimg.eval.scoring import (
     Item,
     ProgressCallback,
     PromptLine,
+    check_prompts_path,
     open_image_for_ocr,
     parse_prompt_lines,
+    prompt_reading_counts,
     score_items,
     summarize,
     write_atomic,
@@ -446,6 +448,7 @@ def evaluate_checkpoint(
     summary["checkpoint"] = {"path": str(path), "sha256_16": sampler.digest}
     summary["sampling"] = dataclasses.asdict(settings.sampling)
     summary["counts"]["reused_samples"] = sum(bool(row.get("reused")) for row in rows)
+    summary["counts"] |= prompt_reading_counts(rows)
     write_results(folder, rows, thumbnails, summary, kind="eval")
     for stale in folder.glob(PARTIAL_RESULTS.replace(".csv", "*.csv")):
         stale.unlink()
@@ -501,8 +504,7 @@ def check_inputs(
         raise TextimgError(f"no checkpoint at {', '.join(missing)}")
     if prompts is None:
         raise TextimgError("give the prompts to sample: --prompts FILE")
-    if not Path(prompts).is_file():
-        raise TextimgError(f"prompts file {prompts} does not exist")
+    check_prompts_path(Path(prompts))
     for path in checkpoints:
         read_checkpoint_config(path)
     check_cascade_checkpoints(super_resolution, checkpoints)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,14 @@ from typing import Any
 
 from PIL import Image
 
+from textimg.data.pack_sources import JSONL_SUFFIXES, is_utf8
 from textimg.data.shards import IMAGE_EXTENSIONS, image_member, iter_samples
 from textimg.errors import TextimgError
 from textimg.eval import metrics
 from textimg.eval.ocr import OcrEngine
 from textimg.eval.report import render_report, thumbnail_data_uri
 from textimg.files import check_output_dir, check_output_file, write_atomic
+from textimg.images import to_eight_bit
 from textimg.interrupt import Interrupted
 
 SCORED_STATUSES = ("ok", "empty_prompt")
@@ -60,8 +63,9 @@ class PromptLine:
 def parse_prompt_lines(path: Path) -> list[PromptLine]:
     """Every non-blank line of a prompts file, bad ones carrying an `error`.
 
-    Two formats, told apart by the name: a `.jsonl` file holds `{"key": ..., "text": ...}` lines
-    (test_split.jsonl from `textimg pack`); any other file holds one prompt a line, keyed
+    Two formats, told apart by the name: a `.jsonl` or `.ndjson` file (`JSONL_SUFFIXES`, as
+    `pack` reads them) holds `{"key": ..., "text": ...}` lines (test_split.jsonl from `textimg
+    pack`); any other file, or a pipe (`--prompts <(...)`), holds one prompt a line, keyed
     `line-N`, where a literal `\\n` starts a new line of text. Every command reads prompts here,
     so a file means the same to `sample`, `score` and `eval`.
 
@@ -70,12 +74,10 @@ def parse_prompt_lines(path: Path) -> list[PromptLine]:
     that is not UTF-8, or whose text is null or not a string, is bad too: read as U+FFFD or as an
     empty prompt it would be scored against text that no one wrote.
     """
-    if not path.is_file():
-        raise TextimgError(f"prompts file {path} does not exist")
-    jsonl = path.suffix.lower() == ".jsonl"
+    jsonl = path.suffix.lower() in JSONL_SUFFIXES
     lines: list[PromptLine] = []
     seen: set[str] = set()
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+    for number, raw in enumerate(_prompt_bytes(path).split(b"\n"), 1):
         try:
             decoded = raw.decode("utf-8").removesuffix("\r")
         except UnicodeDecodeError as error:
@@ -110,6 +112,29 @@ def parse_prompt_lines(path: Path) -> list[PromptLine]:
     return lines
 
 
+def check_prompts_path(path: Path) -> None:
+    """Refuse a prompts path that names nothing, or a folder, before any work; a file or a pipe
+    (`<(...)`, a FIFO) is read."""
+    if path.is_dir():
+        raise TextimgError(f"prompts file {path} is a folder; give the file of prompts in it")
+    if not path.exists():
+        raise TextimgError(f"prompts file {path} does not exist")
+
+
+_PIPED: dict[Path, bytes] = {}
+"""The bytes of each pipe read as a prompts file: a pipe gives them once, and a command may
+check its prompts before it reads them again for the run."""
+
+
+def _prompt_bytes(path: Path) -> bytes:
+    check_prompts_path(path)
+    if path.is_file():
+        return path.read_bytes()
+    if path not in _PIPED:
+        _PIPED[path] = path.read_bytes()
+    return _PIPED[path]
+
+
 def _strict(path: Path) -> list[PromptLine]:
     """The lines of a prompts file, refusing the first bad one with its line number."""
     lines = parse_prompt_lines(path)
@@ -137,7 +162,7 @@ def open_image_for_ocr(data: bytes | Path) -> Image.Image:
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(source) as image:
         image.load()
-        return image.convert("RGB")
+        return to_eight_bit(image).convert("RGB")
 
 
 def _loaded(item: Item, data: bytes | Path) -> Item:
@@ -155,13 +180,35 @@ def _loaded(item: Item, data: bytes | Path) -> Item:
     return item
 
 
+def image_paths(directory: Path, recursive: bool = False) -> list[Path]:
+    """The image files of a folder (and its subfolders when `recursive`), sorted; a file name
+    that is not UTF-8 is refused naming the file (pack's rule, `is_utf8`): its key or path could
+    be written to no CSV, JSON or report."""
+    found = directory.rglob("*") if recursive else directory.iterdir()
+    paths = sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    for path in paths:
+        if not is_utf8(str(path.relative_to(directory))):
+            name = os.fsencode(path.relative_to(directory)).decode("utf-8", "backslashreplace")
+            raise TextimgError(f"{directory}: the file name {name!r} is not UTF-8; rename it")
+    return paths
+
+
 def image_files(directory: Path) -> dict[str, Path]:
-    """The images of a folder by key (file name without extension)."""
-    return {
-        path.stem: path
-        for path in sorted(directory.iterdir())
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-    }
+    """The images of a folder by key (file name without extension).
+
+    Two images sharing a key (`good.png` and `good.jpg`) are refused naming both: the key pairs
+    an image with its prompt, and a user who has both formats of one image would not expect
+    either to be scored in place of the other, nor both to count as two samples of one prompt
+    (which would change what the summary's means are over)."""
+    images: dict[str, Path] = {}
+    for path in image_paths(directory):
+        if path.stem in images:
+            raise TextimgError(
+                f"{images[path.stem].name} and {path.name} in {directory} share the key "
+                f"{path.stem!r}: keep one of them, or rename the other"
+            )
+        images[path.stem] = path
+    return images
 
 
 def folder_items(images: dict[str, Path], prompts: dict[str, str]) -> Iterator[Item]:
@@ -312,6 +359,18 @@ def summarize(rows: Sequence[dict[str, Any]], group: str = "key") -> dict[str, A
     return summary
 
 
+def prompt_reading_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many prompts (keys) the model could not read in full: cut to its text length
+    (`truncated`), or holding characters outside its vocabulary, drawn as unknown tokens; the
+    counts of the `Warning:` lines sampling prints, kept in the summary with the scores they
+    explain."""
+    from textimg.model.tokenizer import unknown_characters
+
+    truncated = {row["key"] for row in rows if row.get("truncated")}
+    unknown = {row["key"] for row in rows if unknown_characters(row.get("prompt") or "")}
+    return {"truncated_prompts": len(truncated), "unknown_character_prompts": len(unknown)}
+
+
 def _finite(value: float) -> float | None:
     """JSON has no NaN: an undefined mean (nothing scored) is written as null."""
     return None if math.isnan(value) else round(value, 6)
@@ -392,9 +451,7 @@ def transcribe(
     if not directory.is_dir():
         raise TextimgError(f"{directory} is not a folder of images")
     check_output_file(out, overwrite)
-    paths = sorted(
-        p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
+    paths = image_paths(directory, recursive=True)
     if not paths:
         raise TextimgError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}")
     counts = {"images": len(paths), "written": 0, "unreadable": 0, "ocr_error": 0}
