@@ -743,3 +743,114 @@ def test_eval_summary_counts_prompts_cut_or_with_unknown_characters(paths, tmp_p
     assert result.exit_code == 0, result.output
     counts = json.loads((tmp_path / "e" / "ckpt" / "summary.json").read_text())["counts"]
     assert counts["truncated_prompts"] == 1 and counts["unknown_character_prompts"] == 1
+
+
+# recipes, model levels, metrics at resume, memory in sample, prompt warnings
+QUICK = ["--set", "model.image_size=16", "--set", "model.model_channels=16",
+         "--set", "model.channel_mult=[1, 2]", "--set", "model.text_resolutions=[8]",
+         "--set", "train.sample_every=0", "--batch-size", "2"]  # fmt: skip
+BAD_RECIPES = {
+    "latin1.toml": b"[train]\n# caf\xe9\n",
+    "extends-5.toml": b"extends = 5\n",
+    "model-3.toml": b'extends = "tiny"\nmodel = 3\n',
+}
+
+
+def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    """The command's one `Error:` line, its last (train names its recipe first)."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and lines[-1].startswith("Error: "), result.output
+    assert sum(line.startswith("Error: ") for line in lines) == 1
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "message"),
+    [
+        ("tiny", ["model.text_resolutions=[3]"], "model.text_resolutions names [3], which this "
+         "model has no level of; its levels are [32, 16, 8]"),
+        ("tiny", ["model.attention_resolutions=[64]"], "model.attention_resolutions names [64]"),
+        ("tiny-sr", ["model.text_resolutions=[128]"], "its levels are [64, 32, 16, 8]"),
+        ("{tmp}/latin1.toml", [], "latin1.toml is not UTF-8 text (byte 0xe9 at offset 13)"),
+        ("{tmp}/extends-5.toml", [], "extends-5.toml: extends = 5 must be a recipe name"),
+        ("{tmp}/model-3.toml", [], "model-3.toml: model = 3 is not a section; write its"),
+    ],
+)  # fmt: skip
+def test_a_level_the_model_lacks_or_a_malformed_recipe_is_one_error_line(
+    paths, tmp_path, recipe: str, overrides: list[str], message: str
+) -> None:
+    for name, text in BAD_RECIPES.items():
+        (tmp_path / name).write_bytes(text)
+    sets = [item for setting in overrides for item in ("--set", setting)]
+    args = filled([*TRAIN[:1], recipe, *TRAIN[2:], *sets], paths, tmp_path)
+    assert message in one_error_line(runner.invoke(app, args, env=WIDE))
+    assert not (tmp_path / "run").exists()
+    assert all((tmp_path / name).read_bytes() == text for name, text in BAD_RECIPES.items())
+
+
+def test_a_recipe_name_and_its_extends_resolve_from_any_folder(paths, tmp_path, monkeypatch):
+    """`train demo` beside a `demo/` folder (what `textimg demo --out demo` leaves) trains the
+    shipped recipe; `extends = "parent.toml"` is the file beside the recipe, from anywhere."""
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "result.json").write_text("{}")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "parent.toml").write_text('extends = "tiny"\n')
+    (tmp_path / "mine" / "child.toml").write_text('extends = "parent.toml"\n')
+    monkeypatch.chdir(tmp_path)
+    for recipe in ("demo", "mine/child.toml"):
+        result = runner.invoke(app, ["train", recipe, "--dry-run"], env=WIDE)
+        assert result.exit_code == 0 and "Error" not in result.output, result.output
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == ["result.json"]
+
+
+def test_resume_keeps_the_whole_metrics_lines_and_drops_a_cut_one(paths, tmp_path) -> None:
+    """A kill in the middle of a `metrics.jsonl` write leaves half a line: the resumed run keeps
+    the whole lines as they were and logs its steps after them."""
+    args = [*filled(TRAIN, paths, tmp_path), *QUICK, "--set", "train.checkpoint_every=2"]
+    started = runner.invoke(app, [*args, "--steps", "2"], env=WIDE)
+    assert started.exit_code == 0, started.output
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    whole = metrics.read_bytes()
+    metrics.write_bytes(whole + b'{"step": 3, "lo')
+    resumed = runner.invoke(app, [*args, "--steps", "3", "--resume"], env=WIDE)
+    assert resumed.exit_code == 0 and "Traceback" not in resumed.output, resumed.output
+    assert metrics.read_bytes().startswith(whole)
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [1, 2, 3]
+    metrics.write_bytes(b"not json\n" + whole)
+    refused = runner.invoke(app, [*args, "--steps", "4", "--resume"], env=WIDE)
+    assert "metrics.jsonl:1 is not a metrics line of textimg" in one_error_line(refused)
+    assert metrics.read_bytes() == b"not json\n" + whole
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes"),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    ],
+    ids=["cpu", "cuda"],
+)
+def test_running_out_of_memory_in_sample_is_one_error_line(
+    paths, tmp_path, monkeypatch, failure: Exception
+) -> None:
+    def allocation_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise failure
+
+    monkeypatch.setattr("textimg.sampling.sample", allocation_fails)
+    args = [*SAMPLE, "--prompt", "ab", "--prompt", "cd", "--samples", "500", "-o", "{tmp}/g.png"]
+    line = one_error_line(runner.invoke(app, filled(args, paths, tmp_path), env=WIDE))
+    assert "out of memory on cpu drawing 1000 images at once (2 prompt(s) x --samples 500)" in line
+    assert "lower --samples" in line and not (tmp_path / "g.png").exists()
+
+
+def test_eval_of_a_prompt_longer_than_the_model_reads_prints_no_python_warning(
+    paths, tmp_path
+) -> None:
+    prompts = tmp_path / "long.jsonl"
+    prompts.write_text(json.dumps({"key": "k", "text": "x" * 40}) + "\n")
+    args = [*filled(EVAL, paths, tmp_path), "--prompts", prompts, "-o", tmp_path / "ev"]
+    result = run_textimg([*args, "--no-cache"])
+    assert result.returncode == 0, result.stderr
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+    assert json.loads(prompts.read_text())["text"] == "x" * 40

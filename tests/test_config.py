@@ -36,7 +36,13 @@ def test_round_trip_through_dict() -> None:
 def test_overrides_are_typed() -> None:
     config = apply_overrides(
         RunConfig(),
-        ["train.lr=3e-4", "train.steps=7", "model.channel_mult=[1, 2]", "runtime.device=cpu"],
+        [
+            "train.lr=3e-4",
+            "train.steps=7",
+            "model.channel_mult=[1, 2]",
+            "runtime.device=cpu",
+            "model.image_size=16",
+        ],  # two levels, 16 and 8 px, where the attention is
     )
     assert config.train.lr == 3e-4 and config.train.steps == 7
     assert config.model.channel_mult == (1, 2) and config.runtime.device == "cpu"
@@ -61,6 +67,57 @@ def test_recipe_file_extends_a_named_recipe(tmp_path: Path) -> None:
     loop.write_text(f'extends = "{loop}"\n')
     with pytest.raises(TextimgError, match="recipe loop"):
         load_recipe(str(loop))
+
+
+def test_extends_is_read_from_the_recipes_own_folder(tmp_path: Path, monkeypatch) -> None:
+    """`extends = "parent.toml"` is the file beside the recipe, from any current folder; a name
+    is still the shipped recipe, even where a folder of that name is in the way."""
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "parent.toml").write_text('extends = "tiny"\n[train]\nsteps = 7\n')
+    (tmp_path / "recipes" / "child.toml").write_text('extends = "parent.toml"\n[train]\nlr = 1\n')
+    (tmp_path / "elsewhere" / "tiny").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = load_recipe(str(tmp_path / "recipes" / "child.toml"))
+    assert config.train.steps == 7 and config.train.lr == 1.0
+    assert config.model == load_recipe("tiny").model
+
+
+def test_a_folder_named_like_a_recipe_does_not_hide_it(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "mine").write_text("[train]\nsteps = 5\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe("demo") == load_recipe(
+        str(resources.files("textimg") / "recipes" / "demo.toml")
+    )
+    assert load_recipe("mine").train.steps == 5, "a file by that name is the file"
+    with pytest.raises(TextimgError, match="recipe file demo/nothing.toml does not exist"):
+        load_recipe("demo/nothing.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"[train]\n# caf\xe9\n", "is not UTF-8 text (byte 0xe9 at offset 13); save it as UTF-8"),
+        (b"extends = 5\n", "extends = 5 must be a recipe name or a TOML file in quotes"),
+        (b'extends = "tiny"\nmodel = 3\n', "model = 3 is not a section; write its settings"),
+        (b'extends = "nowhere.toml"\n', "nowhere.toml (the extends of "),
+    ],
+)
+def test_a_malformed_recipe_is_one_line_naming_its_file(
+    tmp_path: Path, text: bytes, message: str
+) -> None:
+    recipe = tmp_path / "mine.toml"
+    recipe.write_bytes(text)
+    with pytest.raises(TextimgError, match=re.escape(message)) as refused:
+        load_recipe(str(recipe))
+    assert str(recipe) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_super_resolution_model_is_held_to_its_own_levels() -> None:
+    config = load_recipe("tiny-sr")
+    assert apply_overrides(config, ["model.text_resolutions=[64]"]).model.text_resolutions == (64,)
+    with pytest.raises(TextimgError, match=re.escape("its levels are [64, 32, 16, 8]")):
+        apply_overrides(config, ["model.attention_resolutions=[4]"])
 
 
 CHOICE_FIELDS = {
@@ -226,6 +283,12 @@ def test_zero_is_off_or_refused_at_load_for_every_number() -> None:
         (["model.channel_mult=[]"], "model.channel_mult must name at least one level"),
         (["model.image_size=30"], "model.image_size 30 must be a multiple of 4"),
         (["model.relative_max_distance=8"], "relative_max_distance must be above"),
+        (
+            ["model.text_resolutions=[3]"],
+            "model.text_resolutions names [3], which this model has no level of; its levels are "
+            "[32, 16, 8]",
+        ),
+        (["model.attention_resolutions=[8, 64]"], "model.attention_resolutions names [64]"),
         (["diffusion.timestep_sampling=importance"], "needs diffusion.min_snr_gamma > 0"),
         (["train.sample_prompts=[]"], "train.sample_prompts is empty"),
         (["diffusion.steps=10"], "train.sample_steps 25 is more than diffusion.steps 10"),

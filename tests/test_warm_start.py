@@ -22,7 +22,7 @@ from textimg.config import (
 from textimg.errors import TextimgError
 from textimg.model import build_model
 from textimg.train import TrainReport, train
-from textimg.warm_start import outer_parameter_names, warm_start
+from textimg.warm_start import inner_config, outer_parameter_names, warm_start
 
 torch.set_num_threads(1)
 
@@ -80,7 +80,15 @@ def test_copies_the_middle_and_leaves_the_bread_fresh() -> None:
         (["model.channel_mult=[1, 2, 2]"], [], r"set model.channel_mult=\[1, 1, 2, 2\]"),
         (["model.text_dim=64"], [], "model.text_dim: the base has 64, this model 32"),
         (["model.conditioning=glide"], [], 'set model.conditioning="glide"'),
-        (["model.image_size=32"], [], "set super_resolution.low_res_size=32"),
+        (
+            [
+                "model.image_size=32",
+                "model.attention_resolutions=[16]",
+                "model.text_resolutions=[16]",
+            ],
+            [],
+            "set super_resolution.low_res_size=32",
+        ),
         ([], ["model.channel_mult=[2, 1, 2]"], r"channel_mult\[0\] is 2, must be 1"),
         ([], ["super_resolution.low_res_size=12"], "halved 1 to 2 times"),
     ],
@@ -93,6 +101,11 @@ def test_refuses_a_base_that_cannot_line_up(
     model = built(dataclasses.replace(super_config, super_resolution=SUPER.super_resolution), 0)
     with pytest.raises(TextimgError, match=message):
         warm_start(model, super_config, built(base_config, 0).state_dict(), base_config.model)
+
+
+def test_the_outer_levels_attention_is_not_asked_of_the_base() -> None:
+    config = apply_overrides(SUPER, ["model.text_resolutions=[32, 8]"])
+    assert inner_config(config).text_resolutions == (8,)
 
 
 def test_trainer_warm_starts_on_init_from(tmp_path: Path) -> None:

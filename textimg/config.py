@@ -24,6 +24,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,16 @@ class ModelConfig(_Checked):
                 f"{section}.image_size {self.image_size} must be a multiple of {halvings}: "
                 f"{section}.channel_mult has {len(self.channel_mult)} levels, each half the last"
             )
+        # A side the U-Net has no level of would silently build nothing (a text-blind model).
+        levels = [self.image_size >> level for level in range(len(self.channel_mult))]
+        for name in ("attention_resolutions", "text_resolutions"):
+            missing = [side for side in getattr(self, name) if side not in levels]
+            if missing:
+                raise TextimgError(
+                    f"{section}.{name} names {_spelled(missing)}, which this model has no level "
+                    f"of; its levels are {_spelled(levels)} ({section}.image_size "
+                    f"{self.image_size} halved at each {section}.channel_mult step)"
+                )
         if self.relative_max_distance <= self.relative_buckets // 4:
             raise TextimgError(
                 f"{section}.relative_max_distance must be above relative_buckets / 4 "
@@ -397,7 +408,7 @@ def from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
 
 def load_recipe(name_or_path: str) -> RunConfig:
     """A recipe by name (`tiny`, `base64`, `base`, `finetune`) or a path to a TOML file."""
-    data = _read_recipe(name_or_path, seen=())
+    data = _read_recipe(name_or_path, None, seen=())
     return from_dict(data)
 
 
@@ -426,33 +437,62 @@ def recipe_names() -> list[str]:
     )
 
 
-def _read_recipe(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
-    if name_or_path in seen:
-        raise TextimgError(f"recipe loop: {' -> '.join((*seen, name_or_path))}")
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise TextimgError(f"recipe file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-    else:
-        packaged = resources.files("textimg") / "recipes" / f"{name_or_path}.toml"
-        if not packaged.is_file():
-            raise TextimgError(
-                f"unknown recipe {name_or_path!r}; choose one of {', '.join(recipe_names())} "
-                "or give a path to a .toml file"
-            )
-        text = packaged.read_text(encoding="utf-8")
+def _read_recipe(
+    reference: str, child: Path | Traversable | None, seen: tuple[str, ...]
+) -> dict[str, Any]:
+    """The recipe `reference` names, merged over the one it extends; `child` is the recipe whose
+    `extends` names it (None for the command line's)."""
+    source = _locate_recipe(reference, child)
+    if str(source) in seen:
+        raise TextimgError(f"recipe loop: {' -> '.join((*seen, str(source)))}")
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(source.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise TextimgError(
+            f"recipe {source} is not UTF-8 text (byte {error.object[error.start]:#x} at offset "
+            f"{error.start}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
-        raise TextimgError(f"recipe {name_or_path}: {error}") from None
+        raise TextimgError(f"recipe {source}: {error}") from None
     parent = data.pop("extends", None)
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise TextimgError(
+                f"recipe {source}: {section} = {_spelled(values)} is not a section; write its "
+                f"settings under [{section}] as name = value"
+            )
     if parent is None:
         return data
-    merged = _read_recipe(parent, seen=(*seen, name_or_path))
+    if not isinstance(parent, str):
+        raise TextimgError(
+            f"recipe {source}: extends = {_spelled(parent)} must be a recipe name or a TOML "
+            'file in quotes, e.g. extends = "tiny" or extends = "parent.toml"'
+        )
+    merged = _read_recipe(parent, source, seen=(*seen, str(source)))
     for section, values in data.items():
         merged.setdefault(section, {}).update(values)
     return merged
+
+
+def _locate_recipe(reference: str, child: Path | Traversable | None) -> Path | Traversable:
+    """A recipe file: `reference` as a path from the folder of `child` (the recipe extending it,
+    so a recipe and its parent move together) or from the current folder, where that is a file;
+    else the shipped recipe of that name, so a folder named like one (`demo/` after
+    `textimg demo --out demo`) never hides it."""
+    path = (child.parent if isinstance(child, Path) else Path()) / reference
+    if path.is_file():
+        return path
+    shipped = resources.files("textimg") / "recipes" / f"{reference}.toml"
+    if reference and "/" not in reference and shipped.is_file():
+        return shipped
+    named_in = f" (the extends of {child})" if child else ""
+    if path.suffix == ".toml" or path.exists() or "/" in reference:
+        what = "is a folder, not a TOML file" if path.is_dir() else "does not exist"
+        raise TextimgError(f"recipe file {path}{named_in} {what}")
+    raise TextimgError(
+        f"unknown recipe {reference!r}{named_in}; choose one of {', '.join(recipe_names())} "
+        "or give a path to a .toml file"
+    )
 
 
 def _moved_to_runtime(data: dict[str, Any]) -> dict[str, Any]:

@@ -80,14 +80,31 @@ def append_metrics(path: Path, row: dict[str, Any]) -> None:
 
 
 def _keep_metrics_until(path: Path, step: int) -> None:
-    """Drop lines logged after `step` by a run that was killed before its next checkpoint."""
-    if path.exists():
-        lines = [
-            line
-            for line in path.read_text().splitlines()
-            if line and json.loads(line)["step"] <= step
-        ]
-        path.write_text("".join(line + "\n" for line in lines))
+    """Drop lines logged after `step` by a run that was killed before its next checkpoint, and
+    the unfinished last line of a write the kill cut short (kept where it is a whole row)."""
+    if not path.exists():
+        return
+    lines = path.read_bytes().split(b"\n")
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        step_logged = _logged_step(line) if line.strip() else None
+        if step_logged is None and line.strip() and number < len(lines):
+            raise TextimgError(
+                f"{path}:{number} is not a metrics line of textimg; delete that line (or move "
+                "the file away, losing the loss curve so far) and run the command again"
+            )
+        if step_logged is not None and step_logged <= step:
+            kept.append(line.decode() + "\n")
+    write_text_atomic(path, "".join(kept))
+
+
+def _logged_step(line: bytes) -> int | None:
+    """The step a `metrics.jsonl` line logs, or None where it is no whole row."""
+    try:
+        row = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return row["step"] if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
 def same_run_unfinished(checkpoint_path: Path, config: RunConfig) -> bool:

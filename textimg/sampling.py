@@ -156,6 +156,17 @@ SAMPLE_LOOPS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: CUDA's `torch.OutOfMemoryError`, the CPU
+    allocator's plain RuntimeError (it names no type of its own) or Python's MemoryError."""
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return True
+    message = str(error)
+    return isinstance(error, RuntimeError) and (
+        "can't allocate memory" in message or "not enough memory" in message
+    )
+
+
 @torch.no_grad()
 def warn_prompt_tokens(prompts: Sequence[str], batch: TokenBatch, max_characters: int) -> None:
     """Say which prompts the model cannot read in full: those cut to its text length, and those

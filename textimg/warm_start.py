@@ -54,10 +54,14 @@ def inner_config(config: RunConfig) -> ModelConfig:
             f"model.channel_mult[{levels - 1}] is {mult[levels - 1]}, must be 1 so the base's "
             "first level reads as many channels as it did from its own input convolution"
         )
+    low, model = config.super_resolution.low_res_size, config.model
     return dataclasses.replace(
-        config.model,
-        image_size=config.super_resolution.low_res_size,
+        model,
+        image_size=low,
         channel_mult=mult[levels:],
+        # the outer levels' attention is the super-resolution model's own, not the base's
+        attention_resolutions=tuple(side for side in model.attention_resolutions if side <= low),
+        text_resolutions=tuple(side for side in model.text_resolutions if side <= low),
     )
 
 

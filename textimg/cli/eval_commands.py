@@ -417,6 +417,7 @@ def compare(
     runs: Annotated[
         list[Path],
         typer.Argument(
+            parser=user_path,
             help="Output folders of `score` or `eval` (each holds summary.json).",
             show_default=False,
         ),

@@ -6,6 +6,8 @@ torch is imported inside the commands so `textimg --help` stays instant.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -254,11 +256,32 @@ def sample(
     chosen = resolve_device(device or "auto", Placement.from_environment())
     model, diffusion, config = load_checkpoint(checkpoint, device=chosen)
     repeated = [text for text in texts for _ in range(samples)]
-    images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
+    with _memory_for(len(texts), samples, chosen):
+        images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
     _write_images(images, out, samples, "")
     if sr is not None:
         upsampler = Upsampler(sr, chosen, sr_steps or steps, sr_guidance, sampler)
-        _write_images(upsampler.arrays(images, repeated, seed), out, samples, "-sr")
+        with _memory_for(len(texts), samples, chosen):
+            upscaled = upsampler.arrays(images, repeated, seed)
+        _write_images(upscaled, out, samples, "-sr")
+
+
+@contextmanager
+def _memory_for(prompts: int, samples: int, device: object) -> Iterator[None]:
+    """Turn an allocation that failed while drawing every image in one batch into one line that
+    says how many were asked for at once and how to ask for fewer."""
+    from textimg.sampling import out_of_memory
+
+    try:
+        yield
+    except (RuntimeError, MemoryError) as error:
+        if not out_of_memory(error):
+            raise
+        raise TextimgError(
+            f"out of memory on {device} drawing {prompts * samples} images at once ({prompts} "
+            f"prompt(s) x --samples {samples}); sample draws them in one batch, so fewer fit: "
+            "lower --samples or give fewer prompts per command"
+        ) from None
 
 
 def _is_grid(out: Path) -> bool:
