@@ -137,12 +137,14 @@ def score(
     ocr_batch: OcrBatchOption = 16,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """OCR existing images and score how well each writes its prompt (shards without --prompts
     are scored against each sample's own KEY.txt)."""
     from textimg.eval.scoring import read_prompts
     from textimg.eval.scoring import score as run_score
     from textimg.files import check_output_dir
+    from textimg.output_owner import hold_output
 
     check_output_dir(out)  # before minutes of OCR, not after
     if prompts is not None:
@@ -151,8 +153,8 @@ def score(
         upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
         batch_size=ocr_batch, cache_dir=cache_dir, no_cache=no_cache,
     ).build_engine(engine)  # fmt: skip
-    with progress_bar() as progress:
-        summary = run_score(images, prompts, out, ocr, progress)
+    with hold_output(out), progress_bar() as progress:
+        summary = run_score(images, prompts, out, ocr, progress, overwrite)
     counts = summary["counts"]
     _refuse_if_nothing_scored(counts, out / "results.csv")
     low, high = summary["trigram"]["ci95"]
@@ -271,11 +273,13 @@ def eval_command(
     ocr_batch: OcrBatchOption = 16,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
     from textimg.distributed import Placement, resolve_device
     from textimg.eval.evaluate import EvalSettings, SamplingSettings, check_inputs, evaluate
     from textimg.eval.rerank import PruneSettings
+    from textimg.output_owner import hold_output
 
     check_inputs(checkpoints, prompts, out, sr)  # before the OCR engines load, not after
     settings = EvalSettings(
@@ -289,6 +293,7 @@ def eval_command(
         sr_steps=sr_steps,
         sr_guidance=sr_guidance,
         sample_batch=sample_batch,
+        overwrite=overwrite,
     )
     ocr_options = OcrOptions(
         upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
@@ -298,7 +303,7 @@ def eval_command(
     select = None
     if rerank and select_engine not in (None, engine):
         select = ocr_options.build_engine(select_engine)
-    with progress_bar() as progress:
+    with hold_output(out), progress_bar() as progress:
         table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress)
     if table:  # empty on a torchrun rank other than 0: rank 0 prints
         _print_comparison(table, rerank, out)
