@@ -518,16 +518,16 @@ def test_eval_of_another_checkpoint_with_the_same_name_is_refused(paths, tmp_pat
     first = make_checkpoint(tmp_path / "A" / "tiny" / "checkpoint.pt", seed=0)
     second = make_checkpoint(tmp_path / "B" / "tiny" / "checkpoint.pt", seed=1)
     out = tmp_path / "E"
-    args = ["eval", "--prompts", str(paths["one"]), "--samples", "1", "--steps", "1",
+    args = ["--prompts", str(paths["one"]), "--samples", "1", "--steps", "1",
             "--device", "cpu", "--no-cache", "-o", str(out)]  # fmt: skip
-    assert runner.invoke(app, [str(first), *args], env=WIDE).exit_code == 0
+    assert runner.invoke(app, ["eval", str(first), *args], env=WIDE).exit_code == 0
     record = json.loads((out / "tiny" / ".textimg-run.json").read_text())
     assert record["checkpoint"] == str(first.absolute()) and len(record["sha256_16"]) == 16
     before = _contents(out)
     named = f"holds the results of another run (checkpoints {{'tiny': '{first.absolute()}'}}"
-    _one_error(runner.invoke(app, [str(second), *args], env=WIDE), named)
+    _one_error(runner.invoke(app, ["eval", str(second), *args], env=WIDE), named)
     assert _contents(out) == before
-    both = runner.invoke(app, [str(first), str(second), *args, "--overwrite"], env=WIDE)
+    both = runner.invoke(app, ["eval", str(first), str(second), *args, "--overwrite"], env=WIDE)
     assert both.exit_code == 0, both.output  # one command, two `tiny`s: two folders
     assert sorted(pd.read_csv(out / "compare.csv")["checkpoint"]) == ["A-tiny", "B-tiny"]
     assert (out / "tiny" / "summary.json").read_bytes() == before["tiny/summary.json"]
