@@ -854,3 +854,116 @@ def test_eval_of_a_prompt_longer_than_the_model_reads_prints_no_python_warning(
     assert result.returncode == 0, result.stderr
     assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
     assert json.loads(prompts.read_text())["text"] == "x" * 40
+
+
+# Data loss: a writer replaces only its own run's results unless --overwrite, and holds its folder.
+
+
+def _one_error(result, message: str) -> None:
+    """A refusal: a failed exit and one `Error:` line holding `message`."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert sum(line.startswith("Error: ") for line in lines) == 1, result.output
+    assert lines[-1].startswith("Error: ") and message in lines[-1], result.output
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+TRAIN_ONE = [*TRAIN, "--steps", "1", "--batch-size", "2"]
+
+
+def test_train_never_replaces_files_of_another_run_without_overwrite(paths, tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"mine": true}\n')
+    (run / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
+    before = _contents(run)
+    refused = runner.invoke(app, filled(TRAIN_ONE, paths, tmp_path), env=WIDE)
+    _one_error(refused, "already holds config.json, which this run did not write; pass --resume")
+    assert _contents(run) == before
+    (run / "config.json").unlink()
+    _one_error(runner.invoke(app, filled(TRAIN_ONE, paths, tmp_path), env=WIDE),
+               "already holds metrics.jsonl")  # fmt: skip
+    assert (run / "metrics.jsonl").read_bytes() == before["metrics.jsonl"]
+    replaced = runner.invoke(app, [*filled(TRAIN_ONE, paths, tmp_path), "--overwrite"], env=WIDE)
+    assert replaced.exit_code == 0, replaced.output
+    assert '"mine"' not in (run / "config.json").read_text()
+
+
+def test_train_of_the_same_config_stopped_before_its_checkpoint_starts_over(
+    paths, tmp_path
+) -> None:
+    args = filled(TRAIN_ONE, paths, tmp_path)
+    assert runner.invoke(app, args, env=WIDE).exit_code == 0
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # as if killed before its first checkpoint
+    again = runner.invoke(app, args, env=WIDE)
+    assert again.exit_code == 0, again.output
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(row)["step"] for row in rows] == [1], "each step logged once"
+    assert not (tmp_path / "run" / ".textimg.lock").exists()
+
+
+def test_score_keeps_its_own_results_and_refuses_others(paths, tmp_path) -> None:
+    out = tmp_path / "scores"
+    args = ["score", str(paths["shards"]), "--no-cache", "-o", str(out)]
+    assert runner.invoke(app, args, env=WIDE).exit_code == 0
+    again = runner.invoke(app, args, env=WIDE)  # the same run: its own results
+    assert again.exit_code == 0, again.output
+    before = _contents(out)
+    other = ["score", str(paths["data"]), "--no-cache", "-o", str(out)]
+    _one_error(runner.invoke(app, other, env=WIDE), "holds the results of another run (images")
+    assert _contents(out) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text("my notes\n")
+    refused = runner.invoke(app, [*args[:-1], str(mine)], env=WIDE)
+    _one_error(
+        refused, "already holds summary.json, which this run did not write; pass --overwrite"
+    )
+    assert (mine / "summary.json").read_text() == "my notes\n"
+    replaced = runner.invoke(app, [*other, "--overwrite"], env=WIDE)
+    assert replaced.exit_code == 0, replaced.output
+
+
+def test_eval_of_another_checkpoint_with_the_same_name_is_refused(paths, tmp_path) -> None:
+    first = make_checkpoint(tmp_path / "A" / "tiny" / "checkpoint.pt", seed=0)
+    second = make_checkpoint(tmp_path / "B" / "tiny" / "checkpoint.pt", seed=1)
+    out = tmp_path / "E"
+    args = ["--prompts", str(paths["one"]), "--samples", "1", "--steps", "1",
+            "--device", "cpu", "--no-cache", "-o", str(out)]  # fmt: skip
+    assert runner.invoke(app, ["eval", str(first), *args], env=WIDE).exit_code == 0
+    record = json.loads((out / "tiny" / ".textimg-run.json").read_text())
+    assert record["checkpoint"] == str(first.absolute()) and len(record["sha256_16"]) == 16
+    before = _contents(out)
+    named = f"holds the results of another run (checkpoints {{'tiny': '{first.absolute()}'}}"
+    _one_error(runner.invoke(app, ["eval", str(second), *args], env=WIDE), named)
+    assert _contents(out) == before
+    both = runner.invoke(app, ["eval", str(first), str(second), *args, "--overwrite"], env=WIDE)
+    assert both.exit_code == 0, both.output  # one command, two `tiny`s: two folders
+    assert sorted(pd.read_csv(out / "compare.csv")["checkpoint"]) == ["A-tiny", "B-tiny"]
+    assert (out / "tiny" / "summary.json").read_bytes() == before["tiny/summary.json"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(TRAIN_ONE, id="train"),
+        pytest.param([*SCORE, "-o", "{tmp}/out"], id="score"),
+        pytest.param([*EVAL, "--prompts", "{one}", "-o", "{tmp}/out"], id="eval"),
+        pytest.param(["pack", "{images}", "-t", "{empty_table}", "-o", "{tmp}/out"], id="pack"),
+        pytest.param(
+            ["synth", "--n", "8", "--size", "64", "--no-system-fonts", "--out", "{tmp}/out"],
+            id="synth",
+        ),  # fmt: skip
+    ],
+)
+def test_a_folder_being_written_refuses_a_second_writer(args, paths, tmp_path) -> None:
+    from textimg.files import hold_folder
+
+    folder = tmp_path / ("run" if args is TRAIN_ONE else "out")
+    with hold_folder(folder):
+        result = runner.invoke(app, filled(args, paths, tmp_path), env=WIDE)
+    _one_error(result, f"{folder} is being written by pid {os.getpid()} on ")
+    assert os.listdir(folder) == [], "nothing written, the holder's lock file removed"

@@ -158,12 +158,14 @@ def test_changed_settings_resample_and_sampler_failure_is_a_status(setup, tmp_pa
     checkpoints, prompts = setup
     base = ev.SamplingSettings(samples=1, steps=2)
     ev.evaluate(checkpoints[:1], prompts, tmp_path, StubEngine(), ev.EvalSettings(base, limit=1))
-    changed = ev.EvalSettings(ev.SamplingSettings(samples=1, steps=2, guidance=1.0), limit=1)
+    changed = ev.EvalSettings(
+        ev.SamplingSettings(samples=1, steps=2, guidance=1.0), limit=1, overwrite=True
+    )
     ev.evaluate(checkpoints[:1], prompts, tmp_path, StubEngine(), changed)
     rows = pd.read_csv(tmp_path / "a" / "results.csv")
     assert not rows["reused"].any()  # other guidance: the PNG on disk no longer matches
 
-    broken = ev.EvalSettings(base, device="no-such-device", limit=2)
+    broken = ev.EvalSettings(base, device="no-such-device", limit=2, overwrite=True)
     ev.evaluate(checkpoints[1:], prompts, tmp_path, StubEngine(), broken)
     rows = pd.read_csv(tmp_path / "b" / "results.csv")
     assert list(rows["status"]) == ["sample_error", "sample_error"]

@@ -2,8 +2,11 @@
 
 `config.json` (every setting but the run-time ones), `checkpoint.pt` (see `textimg.checkpoint`),
 `metrics.jsonl` (one JSON line per logged step), `samples/step-NNNNNN.png` and `loss.png`. A run
-directory is never overwritten by a fresh run; a resumed or unfinished one is continued, its
-metrics cut back to the checkpoint's step so the log has each step once.
+directory is never overwritten by a fresh run without `overwrite`: neither a run with a checkpoint
+nor files this run did not write (a `config.json` of other settings, a `metrics.jsonl` with no
+`config.json`). A resumed or unfinished one is continued, its metrics cut back to the
+checkpoint's step so the log has each step once; a run of the same config stopped before its
+first checkpoint starts over.
 """
 
 from __future__ import annotations
@@ -18,24 +21,58 @@ from textimg.errors import TextimgError
 from textimg.files import write_text_atomic
 
 METRICS_NAME = "metrics.jsonl"
+CONFIG_NAME = "config.json"
+RUN_FILES = (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, "loss.png", "samples")
+"""What a run writes into its directory: a fresh run refuses a directory holding any of them."""
 
 
 def open_run_dir(
-    config: RunConfig, out: Path, resume: bool, is_main: bool
+    config: RunConfig, out: Path, resume: bool, is_main: bool, overwrite: bool = False
 ) -> dict[str, Any] | None:
     """The checkpoint this run continues, or None for a fresh run: a fresh run never overwrites
-    a run directory, a resumed one must match its model and still have steps to go. Rank 0
-    (`is_main`) then writes `config.json` and drops the metrics logged after the checkpoint."""
-    state = _checkpoint_to_continue(config, out, resume)
+    a run directory unless `overwrite`, a resumed one must match its model and still have steps
+    to go. Rank 0 (`is_main`) then writes `config.json` and drops the metrics logged after the
+    checkpoint."""
+    state = _checkpoint_to_continue(config, out, resume, overwrite)
+    if state is None and not overwrite:
+        _refuse_other_files(config, out)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(to_dict(config), indent=2) + "\n")
+        write_text_atomic(out / CONFIG_NAME, _config_text(config))
         _keep_metrics_until(out / METRICS_NAME, state["step"] if state else 0)
     return state
 
 
-def _checkpoint_to_continue(config: RunConfig, out: Path, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint in `out` that this run continues, refused where it cannot; None if none."""
+def _config_text(config: RunConfig) -> str:
+    return json.dumps(to_dict(config), indent=2) + "\n"
+
+
+def _refuse_other_files(config: RunConfig, out: Path) -> None:
+    """Refuse a fresh run into a directory holding run files that are not this run's own: only
+    the same config (a run stopped before its first checkpoint) may start over in it."""
+    config_path = out / CONFIG_NAME
+    if config_path.is_file():
+        try:
+            same = json.loads(config_path.read_text(encoding="utf-8")) == json.loads(
+                _config_text(config)
+            )
+        except (OSError, ValueError):  # not JSON, or not UTF-8: not a config this run wrote
+            same = False
+        if same:
+            return
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise TextimgError(
+            f"{out} already holds {found[0]}, which this run did not write; pass --resume to "
+            "continue a run there, --overwrite to replace it, or choose another --out"
+        )
+
+
+def _checkpoint_to_continue(
+    config: RunConfig, out: Path, resume: bool, overwrite: bool = False
+) -> dict[str, Any] | None:
+    """The checkpoint in `out` that this run continues, refused where it cannot; None if none
+    (or, with `overwrite`, where a fresh run replaces it)."""
     checkpoint_path = out / CHECKPOINT_NAME
     if resume or same_run_unfinished(checkpoint_path, config):
         state = read_checkpoint(checkpoint_path)
@@ -50,9 +87,10 @@ def _checkpoint_to_continue(config: RunConfig, out: Path, resume: bool) -> dict[
                 f"{checkpoint_path} is already at step {state['step']}; pass a larger --steps"
             )
         return state
-    if checkpoint_path.exists():
+    if checkpoint_path.exists() and not overwrite:
         raise TextimgError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            f"{out} already holds a run; pass --resume to continue it, --overwrite to replace "
+            "it, or choose another --out"
         )
     return None
 

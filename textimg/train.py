@@ -505,12 +505,14 @@ def train(
     resume: bool = False,
     init_from: Path | None = None,
     report: TrainReport | None = None,
+    overwrite: bool = False,
 ) -> nn.Module:
-    """Train until `config.train.steps`; returns the trained (raw, non-EMA) model."""
+    """Train until `config.train.steps`; returns the trained (raw, non-EMA) model. A directory
+    holding another run's files is replaced only with `overwrite` (`open_run_dir`)."""
     cfg, out = config.train, Path(out)
     process = _start_process(config.runtime)
     report = report if report is not None and process.is_main else TrainReport()
-    state = open_run_dir(config, out, resume, process.is_main)
+    state = open_run_dir(config, out, resume, process.is_main, overwrite)
     trainee = _build_trainee(config, process, state, init_from, report.note)
     start = trainee.start_step
     parameters = sum(p.numel() for p in trainee.parameters)

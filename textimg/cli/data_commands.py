@@ -214,6 +214,7 @@ def synth(
         run_synth,
         text_fingerprint,
     )
+    from textimg.output_owner import hold_output
 
     _check_font_options(font_list, font_dirs)
     numbered = _text_corpus(text_file, text_from)
@@ -244,7 +245,10 @@ def synth(
     workers = workers or default_workers()
     context = RenderContext(config=config, fonts=font_set, corpus=corpus)
     started = time.perf_counter()
-    with _synth_progress(config.n, config.shard_size, shard_range, started) as advance:
+    with (
+        hold_output(out),
+        _synth_progress(config.n, config.shard_size, shard_range, started) as advance,
+    ):
         report = run_synth(context, out, workers, shard_range, advance, rejected)
     console.print(_synth_summary(report, time.perf_counter() - started, len(font_set), workers))
 

@@ -180,12 +180,14 @@ def score(
     ocr_batch: OcrBatchOption = 16,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """OCR existing images (or take supplied transcripts) and score how well each writes its
     prompt (shards without --prompts are scored against each sample's own KEY.txt)."""
     from textimg.eval.scoring import read_prompts
     from textimg.eval.scoring import score as run_score
     from textimg.files import check_output_dir
+    from textimg.output_owner import hold_output
 
     check_output_dir(out)  # before minutes of OCR, not after
     ocr = OcrOptions(
@@ -199,15 +201,15 @@ def score(
         assert source is not None
         supplied = transcripts is not None
         _score_by_protocol(
-            source, out, prompts, protocol, supplied, ceiling, ocr.build_engine, engine
+            source, out, prompts, protocol, supplied, ceiling, ocr.build_engine, engine, overwrite
         )
         return
     if ceiling:
         raise TextimgError("--ceiling scores through a protocol: give --protocol NAME")
     if prompts is not None:
         read_prompts(prompts)  # a bad line is refused before the OCR engine loads
-    with progress_bar() as progress:
-        summary = run_score(images, prompts, out, ocr.build_engine(engine), progress)
+    with hold_output(out), progress_bar() as progress:
+        summary = run_score(images, prompts, out, ocr.build_engine(engine), progress, overwrite)
     _print_score(summary, out)
 
 
@@ -234,20 +236,29 @@ def _score_by_protocol(
     ceiling: bool,
     build_engine: Callable[[str], OcrEngine],
     engine: str,
+    overwrite: bool,
 ) -> None:
     """`score --protocol` (images or supplied transcripts), and `score --transcripts` alone
-    (textimg's own metrics); the prompts are read and checked before any engine loads."""
+    (textimg's own metrics); the prompts are read and checked before any engine loads. The
+    output folder follows `score`'s rule: another run's results only with `overwrite`."""
     from textimg.eval.protocol_scoring import (
         read_protocol_prompts,
         score_protocol,
         score_transcripts,
     )
     from textimg.eval.protocols import get_protocol
+    from textimg.eval.run_identity import RESULT_FILES
+    from textimg.output_owner import claim_folder, hold_output
 
     if prompts is None:
         raise TextimgError("scoring by protocol or from transcripts needs --prompts FILE")
+    run = {"command": "score", "protocol": protocol_name, "supplied": supplied,
+           "source": str(source.absolute()), "prompts": str(prompts.absolute()),
+           "engine": None if supplied else engine, "ceiling": ceiling}  # fmt: skip
     if protocol_name is None:
-        _print_score(score_transcripts(source, prompts, out), out)
+        with hold_output(out):
+            claim_folder(out, run, RESULT_FILES, overwrite)
+            _print_score(score_transcripts(source, prompts, out), out)
         return
     protocol = get_protocol(protocol_name)
     prompt_set = read_protocol_prompts(protocol, prompts)
@@ -255,7 +266,8 @@ def _score_by_protocol(
         raise TextimgError("--ceiling reads clean renderings with textimg's engine; it does not "
                            "go with --transcripts")  # fmt: skip
     reader = None if supplied else build_engine(engine)
-    with progress_bar() as progress:
+    with hold_output(out), progress_bar() as progress:
+        claim_folder(out, run, (*RESULT_FILES, "ceiling.csv"), overwrite)
         summary = score_protocol(protocol, prompt_set, out, source, reader, ceiling, progress)
     _refuse_if_nothing_scored(summary["counts"], out / "results.csv")
     print_protocol_summary(summary, out)
@@ -379,11 +391,13 @@ def eval_command(
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
     allow_mixed: AllowMixedOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Sample K images per prompt from each checkpoint, score them by OCR, optionally rerank."""
     from textimg.distributed import Placement, resolve_device
     from textimg.eval.evaluate import EvalSettings, SamplingSettings, check_inputs, evaluate
     from textimg.eval.rerank import PruneSettings
+    from textimg.output_owner import hold_output
 
     check_inputs(checkpoints, prompts, out, sr)  # before the OCR engines load, not after
     settings = EvalSettings(
@@ -397,6 +411,7 @@ def eval_command(
         sr_steps=sr_steps,
         sr_guidance=sr_guidance,
         sample_batch=sample_batch,
+        overwrite=overwrite,
     )
     ocr_options = OcrOptions(
         upscale=upscale, min_confidence=min_confidence, corner_margin=corner_margin,
@@ -406,7 +421,7 @@ def eval_command(
     select = None
     if rerank and select_engine not in (None, engine):
         select = ocr_options.build_engine(select_engine)
-    with progress_bar() as progress:
+    with hold_output(out), progress_bar() as progress:
         table = evaluate(checkpoints, prompts, out, ocr, settings, select, progress, allow_mixed)
     if table:  # empty on a torchrun rank other than 0: rank 0 prints
         _print_comparison(table, rerank, out)

@@ -86,6 +86,7 @@ def pack(
     from textimg.data.pack import PackOptions
     from textimg.data.pack import pack as pack_images
     from textimg.files import check_output_dir
+    from textimg.output_owner import hold_output
 
     check_output_dir(out)
 
@@ -98,7 +99,7 @@ def pack(
         max_size=max_size,
         drop_empty=drop_empty,
     )
-    with _progress() as (verified, recorded):
+    with hold_output(out), _progress() as (verified, recorded):
         result = pack_images(
             images_dir, out, transcripts, options, workers or None, verified, recorded
         )

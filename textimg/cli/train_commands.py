@@ -158,6 +158,7 @@ def train(
     gpu_memory: Annotated[
         str, typer.Option("--gpu-memory", help="GPU memory for --dry-run, e.g. 80GB or 141GB.")
     ] = "80GB",
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Train a text-writing diffusion model; prints a short summary, saves the full config.
 
@@ -166,6 +167,7 @@ def train(
     from textimg.checkpoint import CHECKPOINT_NAME, read_checkpoint_config
     from textimg.config import apply_overrides, load_recipe
     from textimg.files import check_output_dir
+    from textimg.output_owner import hold_output
     from textimg.train import train as run_training
 
     run_dir = out or Path("out") / Path(recipe).stem
@@ -183,8 +185,8 @@ def train(
         return
     check_output_dir(run_dir)
     Console(stderr=True).print(f"{'recipe':<7} {recipe}", markup=False, highlight=False)
-    with train_progress(config, run_dir) as report:
-        run_training(config, run_dir, resume=resume, init_from=init_from, report=report)
+    with hold_output(run_dir), train_progress(config, run_dir) as report:
+        run_training(config, run_dir, resume, init_from, report, overwrite)
     console.print(f"done: {run_dir / 'checkpoint.pt'}")
 
 

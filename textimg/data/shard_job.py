@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 
 from textimg.data.shards import shard_is_complete, write_manifest
 from textimg.errors import TextimgError
-from textimg.files import TEMP_SUFFIX, check_output_dir
+from textimg.files import LOCK_NAME, TEMP_SUFFIX, check_output_dir
 from textimg.interrupt import Interrupted, deferred, signals_interrupt
 
 MANIFEST_PATTERN = "manifest*.json"
@@ -87,7 +87,11 @@ def check_output(directory: Path, foreign: ForeignCheck, strays: str) -> list[di
         if reason:
             raise TextimgError(reason)
     if not manifests:
-        found = sorted(p.name for p in directory.glob(strays) if not p.name.endswith(TEMP_SUFFIX))
+        found = sorted(
+            p.name
+            for p in directory.glob(strays)
+            if not p.name.endswith(TEMP_SUFFIX) and p.name != LOCK_NAME  # a run writing there
+        )
         if found:
             raise TextimgError(
                 f"{directory} is not empty ({found[0]}) and has no textimg manifest; "

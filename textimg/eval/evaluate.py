@@ -39,6 +39,7 @@ from textimg.eval import metrics
 from textimg.eval.comparable import check_comparable
 from textimg.eval.ocr import OcrEngine
 from textimg.eval.rerank import PruneSettings, Upsample, rerank, tile
+from textimg.eval.run_identity import EVAL_FILES, eval_run, eval_table_run
 from textimg.eval.sample_files import reusable_sample, sample_metadata, save_sample
 from textimg.eval.scoring import (
     Item,
@@ -55,6 +56,7 @@ from textimg.eval.scoring import (
 )
 from textimg.files import check_output_dir
 from textimg.interrupt import Interrupted
+from textimg.output_owner import claim_folder
 from textimg.upsampler import Upsampler, check_cascade_checkpoints
 
 COMPARE_METRICS = ("trigram", "trigram_ci", "cer", "exact")
@@ -98,6 +100,7 @@ class EvalSettings:
     sr_steps: int | None = None  # default: sampling.steps
     sr_guidance: float = 1.0  # the original upsampled without guidance
     sample_batch: int = 64  # images per sampling call; batching changes no draw (GroupNoise)
+    overwrite: bool = False  # replace another run's results in the output folders
 
 
 def open_upsampler(settings: EvalSettings) -> Upsampler:
@@ -413,6 +416,8 @@ def evaluate_checkpoint(
     part, error = None, None
     try:
         sampler = CheckpointSampler(path, folder, settings)
+        if place.rank == 0:  # before the first sample is written
+            claim_folder(folder, eval_run(sampler, lines, engine), EVAL_FILES, settings.overwrite)
         items = _counted(sampler.items(mine), lambda done: report("sampling", done, total))
         # Read each draw as soon as it is made: both bars move, and Ctrl-C keeps scored rows.
         rows, thumbnails = score_items(
@@ -538,6 +543,9 @@ def evaluate(
         summaries: dict[str, dict[str, Any]] = {}
         each = row_count(split_for_rank(lines, place), settings.sampling.samples)
         names = checkpoint_names(checkpoints)
+        if place.rank == 0:
+            run = eval_table_run(names, checkpoints)
+            claim_folder(out, run, ["compare.csv"], settings.overwrite)
         for index, (path, name) in enumerate(zip(checkpoints, names, strict=True)):
             overall = None
             if progress is not None and place.rank == 0:

@@ -26,9 +26,11 @@ from textimg.errors import TextimgError
 from textimg.eval import metrics
 from textimg.eval.ocr import OcrEngine
 from textimg.eval.report import render_report, thumbnail_data_uri
+from textimg.eval.run_identity import RESULT_FILES, score_run
 from textimg.files import check_output_dir, check_output_file, write_atomic
 from textimg.images import to_eight_bit
 from textimg.interrupt import Interrupted
+from textimg.output_owner import claim_folder
 
 SCORED_STATUSES = ("ok", "empty_prompt")
 """Rows that get metrics; an empty prompt is a real case (an image that should show no text)."""
@@ -403,8 +405,10 @@ def score(
     out: Path,
     engine: OcrEngine,
     progress: ProgressCallback | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Score `images` against `prompts` into `out`; returns the summary written to summary.json.
+    Results of another run in `out` are replaced only with `overwrite` (`claim_folder`).
 
     Ctrl-C stops it with the transcripts read so far in the OCR cache, where the same command
     finds them again."""
@@ -412,6 +416,7 @@ def score(
         raise TextimgError(f"{images} does not exist")
     check_output_dir(out)
     items, total = iter_items(images, prompts)
+    claim_folder(out, score_run(images, prompts, engine), RESULT_FILES, overwrite)
     report = None if progress is None else lambda done: progress("reading", done, total)
     rows: list[dict[str, Any]] = []
     try:
