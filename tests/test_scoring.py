@@ -310,5 +310,8 @@ def test_runs_scored_differently_are_not_put_side_by_side(tmp_path) -> None:
     mixed = runner.invoke(app, ["compare", str(a), str(b), "--out", str(out), "--allow-mixed"])
     assert mixed.exit_code == 0, mixed.output
     assert list(pd.read_csv(out)["trigram"]) == [0.5, 0.5]
+    again = runner.invoke(app, ["compare", str(a), str(c), "--out", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in again.output, "a written table is kept"
+    assert list(pd.read_csv(out)["run"]) == [str(a), str(b)]
     check_comparable({"a": json.loads((a / "summary.json").read_text()),
                       "c": json.loads((c / "summary.json").read_text())}, False)  # fmt: skip

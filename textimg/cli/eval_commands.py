@@ -439,10 +439,13 @@ def compare(
     ],
     out: Annotated[Path, out_option("CSV to write: one row per run.")],
     allow_mixed: AllowMixedOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Put scored runs side by side, refusing runs scored by different protocols or readers."""
     from textimg.eval.comparable import compare_runs
+    from textimg.files import check_output_file
 
+    check_output_file(out, overwrite)
     rows = compare_runs(runs, out, allow_mixed)
     Console().print(f"wrote {len(rows)} runs side by side to {out}", highlight=False)
 
