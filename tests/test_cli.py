@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from textimg import sampling
 from textimg.choices import ENGINES, PLACEMENTS, SAMPLERS
 from textimg.cli import app
-from textimg.config import recipe_names
 from textimg.distributed import DEVICES
+from textimg.recipe_files import recipe_names
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textimg.config import RunConfig, load_recipe, recipe_names
+from textimg.config import RunConfig, load_recipe
 from textimg.model import CharTokenizer, build_model
 from textimg.model.layers import GroupNorm, LayerNorm
 from textimg.model.weave import AdaGroupNorm
+from textimg.recipe_files import recipe_names
 from textimg.train import conditioning_tokens, text_length_bucket
 
 torch.set_num_threads(1)

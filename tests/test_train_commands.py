@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from textimg.checkpoint import read_checkpoint_config
 from textimg.cli import app
-from textimg.config import load_recipe, recipe_names
+from textimg.config import load_recipe
 from textimg.errors import TextimgError
+from textimg.recipe_files import recipe_names
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -23,9 +23,6 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
-from importlib.resources.abc import Traversable
-from pathlib import Path
 from typing import Any
 
 import tomllib
@@ -33,6 +30,7 @@ import tomllib
 from textimg.choices import DOWNSAMPLE_MODES
 from textimg.distributed import DEVICES
 from textimg.errors import TextimgError, check_choice
+from textimg.recipe_files import read_recipe, spelled_value
 
 
 @dataclass(frozen=True)
@@ -97,15 +95,15 @@ class _Checked:
             name, value = f"{section}.{spec.name}", getattr(self, spec.name)
             if "choices" in spec.metadata:
                 allowed = spec.metadata["choices"]
-                spelled = [_spelled(choice) for choice in allowed]
-                check_choice(name, _spelled(value), spelled)
+                spelled = [spelled_value(choice) for choice in allowed]
+                check_choice(name, spelled_value(value), spelled)
                 # A recipe's "true" and its true are one setting; keep the declared value.
-                object.__setattr__(self, spec.name, allowed[spelled.index(_spelled(value))])
+                object.__setattr__(self, spec.name, allowed[spelled.index(spelled_value(value))])
             bounds = spec.metadata.get("bounds")
             numbers = value if isinstance(value, tuple) else (value,)
             if bounds is not None and not all(bounds.admits(number) for number in numbers):
                 subject = f"every entry of {name}" if isinstance(value, tuple) else name
-                raise TextimgError(f"{subject} must be {bounds}, not {_spelled(value)}")
+                raise TextimgError(f"{subject} must be {bounds}, not {spelled_value(value)}")
         self._check_together(section)
 
     def _check_together(self, section: str) -> None:
@@ -173,8 +171,8 @@ class ModelConfig(_Checked):
             missing = [side for side in getattr(self, name) if side not in levels]
             if missing:
                 raise TextimgError(
-                    f"{section}.{name} names {_spelled(missing)}, which this model has no level "
-                    f"of; its levels are {_spelled(levels)} ({section}.image_size "
+                    f"{section}.{name} names {spelled_value(missing)}, which this model has no "
+                    f"level of; its levels are {spelled_value(levels)} ({section}.image_size "
                     f"{self.image_size} halved at each {section}.channel_mult step)"
                 )
         if self.relative_max_distance <= self.relative_buckets // 4:
@@ -373,7 +371,7 @@ def choices(section: str, name: str) -> tuple[str, ...]:
     spec = next((f for f in dataclasses.fields(cls) if f.name == name), None) if cls else None
     if spec is None:
         raise TextimgError(f"unknown setting {section}.{name}")
-    return tuple(_spelled(choice) for choice in spec.metadata.get("choices", ()))
+    return tuple(spelled_value(choice) for choice in spec.metadata.get("choices", ()))
 
 
 def to_dict(config: RunConfig) -> dict[str, dict[str, Any]]:
@@ -408,7 +406,7 @@ def from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
 
 def load_recipe(name_or_path: str) -> RunConfig:
     """A recipe by name (`tiny`, `base64`, `base`, `finetune`) or a path to a TOML file."""
-    data = _read_recipe(name_or_path, None, seen=())
+    data = read_recipe(name_or_path, None, seen=())
     return from_dict(data)
 
 
@@ -427,72 +425,6 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
             if not _all_finite(value):
                 raise TextimgError(f"{section}.{name} must be finite (not nan or inf), got {value}")
     return updated
-
-
-def recipe_names() -> list[str]:
-    """Names of the recipes shipped inside the package."""
-    folder = resources.files("textimg") / "recipes"
-    return sorted(
-        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
-    )
-
-
-def _read_recipe(
-    reference: str, child: Path | Traversable | None, seen: tuple[str, ...]
-) -> dict[str, Any]:
-    """The recipe `reference` names, merged over the one it extends; `child` is the recipe whose
-    `extends` names it (None for the command line's)."""
-    source = _locate_recipe(reference, child)
-    if str(source) in seen:
-        raise TextimgError(f"recipe loop: {' -> '.join((*seen, str(source)))}")
-    try:
-        data = tomllib.loads(source.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise TextimgError(
-            f"recipe {source} is not UTF-8 text (byte {error.object[error.start]:#x} at offset "
-            f"{error.start}); save it as UTF-8"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise TextimgError(f"recipe {source}: {error}") from None
-    parent = data.pop("extends", None)
-    for section, values in data.items():
-        if not isinstance(values, dict):
-            raise TextimgError(
-                f"recipe {source}: {section} = {_spelled(values)} is not a section; write its "
-                f"settings under [{section}] as name = value"
-            )
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise TextimgError(
-            f"recipe {source}: extends = {_spelled(parent)} must be a recipe name or a TOML "
-            'file in quotes, e.g. extends = "tiny" or extends = "parent.toml"'
-        )
-    merged = _read_recipe(parent, source, seen=(*seen, str(source)))
-    for section, values in data.items():
-        merged.setdefault(section, {}).update(values)
-    return merged
-
-
-def _locate_recipe(reference: str, child: Path | Traversable | None) -> Path | Traversable:
-    """A recipe file: `reference` as a path from the folder of `child` (the recipe extending it,
-    so a recipe and its parent move together) or from the current folder, where that is a file;
-    else the shipped recipe of that name, so a folder named like one (`demo/` after
-    `textimg demo --out demo`) never hides it."""
-    path = (child.parent if isinstance(child, Path) else Path()) / reference
-    if path.is_file():
-        return path
-    shipped = resources.files("textimg") / "recipes" / f"{reference}.toml"
-    if reference and "/" not in reference and shipped.is_file():
-        return shipped
-    named_in = f" (the extends of {child})" if child else ""
-    if path.suffix == ".toml" or path.exists() or "/" in reference:
-        what = "is a folder, not a TOML file" if path.is_dir() else "does not exist"
-        raise TextimgError(f"recipe file {path}{named_in} {what}")
-    raise TextimgError(
-        f"unknown recipe {reference!r}{named_in}; choose one of {', '.join(recipe_names())} "
-        "or give a path to a .toml file"
-    )
 
 
 def _moved_to_runtime(data: dict[str, Any]) -> dict[str, Any]:
@@ -521,18 +453,10 @@ def _retired(section: str, name: str, value: Any) -> bool:
     if value != RETIRED[setting]:
         raise TextimgError(
             f'{setting} was removed from textimg (docs/training.md, "What helped"); only its '
-            f"former default {_spelled(RETIRED[setting])} still loads, not {_spelled(value)}"
+            f"former default {spelled_value(RETIRED[setting])} still loads, not "
+            f"{spelled_value(value)}"
         )
     return True
-
-
-def _spelled(value: Any) -> str:
-    """A setting's value as a recipe or `--set` writes it: true, 3, [1, 2], cosine."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple | list):
-        return f"[{', '.join(_spelled(item) for item in value)}]"
-    return str(value)
 
 
 def _all_finite(value: Any) -> bool:

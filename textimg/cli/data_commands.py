@@ -27,6 +27,7 @@ from textimg.cli.options import (
 from textimg.errors import TextimgError
 
 if TYPE_CHECKING:
+    from textimg.data.drawable import RejectedText
     from textimg.data.fonts import FontInfo
     from textimg.data.shard_job import OnShard, ShardDone
     from textimg.data.synth import SynthReport
@@ -141,6 +142,23 @@ def fonts(
         console.print(f"wrote {write}")
 
 
+def _drawable(
+    numbered: dict[int, str],
+    fonts: tuple[FontInfo, ...],
+    text_file: Path | None,
+    text_from: Path | None,
+) -> tuple[tuple[str, ...] | None, tuple[FontInfo, ...], tuple[RejectedText, ...]]:
+    """The texts synth draws, the fonts it draws them with and the lines left out: lines no font
+    can draw a character of are left out, fonts that can draw no line are not drawn with."""
+    from textimg.data.drawable import drawable_corpus
+
+    if not numbered:
+        return None, fonts, ()
+    source = f"--text-file {text_file}" if text_file else f"the transcripts of {text_from}"
+    drawable = drawable_corpus(numbered, fonts, source)
+    return drawable.texts, drawable.fonts, drawable.rejected
+
+
 @app.command()
 def synth(
     out: Annotated[Path, out_option("Output folder for the shards.")],
@@ -203,7 +221,6 @@ def synth(
     """
     from dataclasses import asdict, replace
 
-    from textimg.data.drawable import RejectedText, drawable_corpus
     from textimg.data.shard_job import default_workers
     from textimg.data.synth import (
         RenderContext,
@@ -236,11 +253,7 @@ def synth(
     shard_range = parse_shard_range(shards, config.num_shards)
     check_output(out, asdict(config), ignore=("fonts",))
     font_set = _synth_fonts(font_list, font_dirs, all_fonts, no_system_fonts)
-    rejected: tuple[RejectedText, ...] = ()
-    if numbered:
-        source = f"--text-file {text_file}" if text_file else f"the transcripts of {text_from}"
-        drawable = drawable_corpus(numbered, font_set, source)
-        corpus, font_set, rejected = drawable.texts, drawable.fonts, drawable.rejected
+    corpus, font_set, rejected = _drawable(numbered, font_set, text_file, text_from)
     config = replace(config, fonts=font_fingerprint(font_set))
     workers = workers or default_workers()
     context = RenderContext(config=config, fonts=font_set, corpus=corpus)

@@ -42,6 +42,14 @@ from textimg.cli.protocol_output import ScoreCommand, number_cell, print_protoco
 from textimg.errors import TextimgError
 from textimg.eval.protocols import PROTOCOL_MODULES
 
+SampleBatchOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Images sampled per network call (whole prompts of K samples each): larger "
+        "is faster until memory runs out; the images do not depend on it.",
+    ),
+]
 AllowMixedOption = Annotated[
     bool,
     typer.Option(
@@ -375,14 +383,7 @@ def eval_command(
     sr_steps: SrStepsOption = None,
     sr_guidance: SrGuidanceOption = 1.0,
     device: DeviceOption = None,
-    sample_batch: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Images sampled per network call (whole prompts of K samples each): larger "
-            "is faster until memory runs out; the images do not depend on it.",
-        ),
-    ] = 64,
+    sample_batch: SampleBatchOption = 64,
     engine: EngineOption = DEFAULT_ENGINE,
     upscale: UpscaleOption = 0,
     min_confidence: MinConfidenceOption = 0.0,

@@ -33,8 +33,8 @@ from textimg.cli.options import (
     user_path,
 )
 from textimg.cli.progress import train_progress
-from textimg.config import recipe_names
 from textimg.errors import TextimgError
+from textimg.recipe_files import recipe_names
 
 if TYPE_CHECKING:
     import numpy as np
