@@ -4,8 +4,9 @@ Every per-pair metric is a pure function `metric(prompt, transcript) -> float`, 
 scores a folder of images, a rerank candidate or a unit test. `trigram` reproduces the post's
 selection metric exactly (nostalgebraist-autoresponder `diffusion_helpers.get_ngram_similarity`:
 `ngram.NGram([gold], N=3).search(candidate)` after stripping spaces at both ends of each line);
-the others make scores comparable with published benchmarks (see docs/eval.md and
-docs/protocols.md). Aggregates (bootstrap CI, best of K, exact share) live here too
+the others make scores comparable with published benchmarks (docs/eval.md; for a benchmark's
+own numbers, its protocol in `textimg.eval.protocols`). Aggregates (bootstrap CI, best of K,
+exact share) live here too
 because they must know which direction of each metric is better.
 """
 
