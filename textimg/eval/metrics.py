@@ -6,8 +6,7 @@ selection metric exactly (nostalgebraist-autoresponder `diffusion_helpers.get_ng
 `ngram.NGram([gold], N=3).search(candidate)` after stripping spaces at both ends of each line);
 the others make scores comparable with published benchmarks (docs/eval.md; for a benchmark's
 own numbers, its protocol in `textimg.eval.protocols`). Aggregates (bootstrap CI, best of K,
-exact share) live here too
-because they must know which direction of each metric is better.
+exact share) live here too because they must know which direction of each metric is better.
 """
 
 from __future__ import annotations
