@@ -966,4 +966,4 @@ def test_a_folder_being_written_refuses_a_second_writer(args, paths, tmp_path) -
     with hold_folder(folder):
         result = runner.invoke(app, filled(args, paths, tmp_path), env=WIDE)
     _one_error(result, f"{folder} is being written by pid {os.getpid()} on ")
-    assert os.listdir(folder) == [], "nothing written, the holder's lock file removed"
+    assert not folder.exists(), "nothing written; the holder's lock and the folder it made are gone"

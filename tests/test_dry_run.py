@@ -50,7 +50,12 @@ def test_fake_tensor_counts_match_a_real_forward() -> None:
     assert footprint.forward_flops == pytest.approx(counter.get_total_flops(), rel=0.01)
     assert footprint.activation_bytes_per_image > 0 and footprint.fixed_activation_bytes > 0
 
-    bigger = dataclasses.replace(config, model=dataclasses.replace(m, image_size=64))
+    doubled = {  # the same network at twice the size: its levels double too
+        "image_size": 64,
+        "attention_resolutions": tuple(2 * r for r in m.attention_resolutions),
+        "text_resolutions": tuple(2 * r for r in m.text_resolutions),
+    }
+    bigger = dataclasses.replace(config, model=dataclasses.replace(m, **doubled))
     assert measure(bigger).activation_bytes_per_image > 3 * footprint.activation_bytes_per_image
     checkpointed = dataclasses.replace(
         config, model=dataclasses.replace(m, checkpoint_resolutions=(32,))

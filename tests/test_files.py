@@ -50,3 +50,6 @@ def test_the_lock_is_per_folder_and_released_on_error(tmp_path: Path) -> None:
         raise RuntimeError("a failed run")
     with hold_folder(tmp_path / "a"):
         pass
+    with pytest.raises(RuntimeError), hold_folder(tmp_path / "new" / "out"):
+        raise RuntimeError("refused before writing")
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "out").exists()

@@ -125,9 +125,11 @@ def hold_folder(folder: Path | str) -> Iterator[None]:
     exit 0. The lock is an advisory `flock` on `FOLDER/.textimg.lock`, which the kernel releases
     when its process dies however it dies, so a killed run never leaves the folder locked; the
     file names the holder (pid, host, command line) for the second writer's error, and is
-    removed when the holder is done. Under torchrun only rank 0 should call this.
+    removed when the holder is done, with the folder itself if this call made it and nothing
+    was written there. Under torchrun only rank 0 should call this.
     """
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     while True:
@@ -158,3 +160,5 @@ def hold_folder(folder: Path | str) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)
         handle.close()
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # a command refused before it wrote anything leaves no folder behind
