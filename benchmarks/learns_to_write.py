@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from textimg.eval.heldout import score_table
-from textimg.learning.cascade import CASCADE, Cascade, run_cascade
+from textimg.learning.cascade import CASCADE, Cascade, run_cascade, scores_by_size
 from textimg.learning.chain import run_chain
 from textimg.learning.task import SHORT_CENTERED, SHORT_STRINGS, TWO_LINES, Task
 
@@ -121,7 +121,7 @@ def run_cascade_task(args: argparse.Namespace) -> None:
     sheet = (args.sheet_dir or out) / "learns_to_write_cascade.png"
     result = run_cascade(cascade, out, threads=args.threads, sheet=sheet)
     print()
-    print(score_table({"cascade": result["scores"]}))
+    print(score_table(scores_by_size(result["scores"])))
     for stage, seconds in result["seconds"].items():
         print(f"  {stage}: {seconds / 60:.1f} min")
     for name, check in result["bar"].items():

@@ -270,6 +270,16 @@ def _result(cascade: Cascade, out: Path, threads: int, evals: dict[str, dict[str
     }  # fmt: skip
 
 
+def scores_by_size(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The scores grouped by the size they were read at ("32 px": {...}), so that each group's
+    exact/ceiling ratio divides by the ceiling of its own size (`heldout.score_table`)."""
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, entry in scores.items():
+        size = next(part for part in name.split(", ") if part.split(" ")[-1] == "px").split()
+        groups.setdefault(f"{size[0]} px", {})[name] = entry
+    return groups
+
+
 def _exact(scores: dict[str, dict[str, Any]], start: str) -> float:
     return next(s["exact"]["mean"] for name, s in scores.items() if name.startswith(start))
 

@@ -108,14 +108,7 @@ SHORT_CENTERED = dataclasses.replace(
 """The same texts, fonts, sizes and grays with every string in the middle of its image: no
 position to learn."""
 
-CASCADE_BASE = dataclasses.replace(
-    SHORT_CENTERED,
-    name="cascade",
-    steps=6000,
-    # self-conditioning is a base-only input the super-resolution model cannot share, and the
-    # warm start needs both stages built alike; 20 minutes leave the hour for the second stage
-    overrides=("model.self_condition=false", "train.max_minutes=20.0"),
-)
+CASCADE_BASE = dataclasses.replace(SHORT_CENTERED, name="cascade", recipe="cascade-base")
 """The cascade's first stage (`textimg.learning.cascade`): the centred strings at 32 px, trained
 for ~17 minutes of the hour the whole cascade gets on 2 CPU cores."""
 
