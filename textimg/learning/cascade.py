@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -275,8 +276,8 @@ def scores_by_size(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, dic
     exact/ceiling ratio divides by the ceiling of its own size (`heldout.score_table`)."""
     groups: dict[str, dict[str, dict[str, Any]]] = {}
     for name, entry in scores.items():
-        size = next(part for part in name.split(", ") if part.split(" ")[-1] == "px").split()
-        groups.setdefault(f"{size[0]} px", {})[name] = entry
+        size = re.search(r"\d+ px", name)
+        groups.setdefault(size.group() if size else "", {})[name] = entry
     return groups
 
 
