@@ -1,4 +1,4 @@
-"""Does a textimg model learn to write? Three tasks end to end on a CPU, each against its bar.
+"""Does a textimg model learn to write? Three tasks and the cascade end to end on a CPU.
 
 For each task (`textimg.learning`: its `Task` and `run_chain`): write training strings and
 held-out prompts (never rendered for training), render the corpus, train the task's recipe,
@@ -13,10 +13,16 @@ of the held-out prompts (the ceiling).
   lines         two lines of 2-5 letter mixed-case words, four bold fonts, 64 px,
                 random-lightness backgrounds, recipe `cpu-proof-lines`.  Bar: trigram CI above
                 the shuffled-prompt CI within 60 minutes all told.
+  cascade       the post's cascade (`textimg.learning.cascade`): a 32 px base on the centred
+                strings, a 32 -> 64 px super-resolution model warm-started from it (recipe
+                `cascade-sr`), and `textimg eval --sr --rerank` on the held-out prompts.  Bar:
+                plain cascade exact at 64 px >= 0.9 x the base's at 32 px, rerank >= plain, the
+                SR model alone on clean 32 px renderings >= 0.95 x the 64 px ceiling, <= 60 min.
 
     python benchmarks/learns_to_write.py --task short --out /tmp/ltw                   # ~27 min
     python benchmarks/learns_to_write.py --task short-center --threads 2 --out /tmp/ltw  # ~25 min
     python benchmarks/learns_to_write.py --task lines --out /tmp/ltw --curve 1000 2000  # ~60 min
+    python benchmarks/learns_to_write.py --task cascade --threads 2 --out /tmp/ltw  # ~50 min
     python benchmarks/learns_to_write.py --quick --out /tmp/ltw-quick     # smoke test, ~2 min
 
 Prints one table (mean [95% CI], and exact match as a ratio of the ceiling) and writes
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from textimg.eval.heldout import score_table
+from textimg.learning.cascade import CASCADE, Cascade, run_cascade, scores_by_size
 from textimg.learning.chain import run_chain
 from textimg.learning.task import SHORT_CENTERED, SHORT_STRINGS, TWO_LINES, Task
 
@@ -94,6 +101,34 @@ def quick(task: Task) -> Task:
     )
 
 
+def quick_cascade(cascade: Cascade) -> Cascade:
+    """Toy size of the cascade: both stages train a few steps, every one of the seven steps
+    runs on a dozen prompts with two candidates each."""
+    base = quick(cascade.base)
+    return dataclasses.replace(
+        cascade, base=base, sr_steps=base.steps, sr_train_images=base.train_images,
+        sr_overrides=base.overrides, samples=2, sr_count=2, sr_sample_steps=3, sheet_prompts=4,
+    )  # fmt: skip
+
+
+def run_cascade_task(args: argparse.Namespace) -> None:
+    """`--task cascade`: run it, print its table and bar, write OUT/cascade/result.json."""
+    cascade = quick_cascade(CASCADE) if args.quick else CASCADE
+    out = args.out / "cascade"
+    print(f"== cascade: base {cascade.base.total_steps()} steps of {cascade.base.recipe}, "
+          f"super-resolution {cascade.sr_task().total_steps()} steps of {cascade.sr_recipe}, "
+          f"load {os.getloadavg()}")  # fmt: skip
+    sheet = (args.sheet_dir or out) / "learns_to_write_cascade.png"
+    result = run_cascade(cascade, out, threads=args.threads, sheet=sheet)
+    print()
+    print(score_table(scores_by_size(result["scores"])))
+    for stage, seconds in result["seconds"].items():
+        print(f"  {stage}: {seconds / 60:.1f} min")
+    for name, check in result["bar"].items():
+        print(f"bar, {name}: {check['check']}: {'passed' if check['passed'] else 'FAILED'}")
+    print(f"wrote {out / 'result.json'} and {result['sheet']}")
+
+
 def configured(
     task: Task,
     steps: int | None,
@@ -133,7 +168,7 @@ def bar(task: Task, result: dict[str, Any]) -> tuple[str, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=[*TASKS, "both"], default="both")
+    parser.add_argument("--task", choices=[*TASKS, "cascade", "both"], default="both")
     parser.add_argument("--out", type=Path, default=Path("out/learns_to_write"))
     parser.add_argument("--quick", action="store_true", help="toy size, for a smoke test")
     parser.add_argument(
@@ -201,6 +236,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.transcript_use:
         print(json.dumps(transcript_use(*args.transcript_use), indent=1))
+        return
+    if args.task == "cascade":
+        run_cascade_task(args)
         return
 
     names = list(TASKS) if args.task == "both" else [args.task]

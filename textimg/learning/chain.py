@@ -110,13 +110,16 @@ def train_segments(
     run_dir: Path,
     curve: Sequence[int] = (),
     report: ReportFactory | None = None,
+    init_from: Path | None = None,
 ) -> None:
     """Train the task's recipe on `corpus` into `run_dir` on the CPU. With `curve`, in segments
     that resume exactly, each segment's checkpoint kept as `checkpoint-STEP.pt`: the learning
     curve without touching the trainer. The task's steps, seed and corpus win over its overrides,
     as `textimg train --steps --seed --data` win over `--set`. A run stopped part way (Ctrl-C)
     continues from its checkpoint; segments it already passed are not trained again. `report`
-    makes the trainer's report for each segment (a progress bar); None trains quietly."""
+    makes the trainer's report for each segment (a progress bar); None trains quietly.
+    `init_from` starts a fresh run from a checkpoint as `textimg train --init-from` does (a
+    super-resolution recipe from a base: the warm start)."""
     from textimg.config import apply_overrides, load_recipe
     from textimg.train import train
 
@@ -132,7 +135,7 @@ def train_segments(
                 f"train.seed={seed}", 'train.device="cpu"']  # fmt: skip
         config = apply_overrides(load_recipe(task.recipe), sets)
         with report(config, run_dir) if report else nullcontext(None) as segment_report:
-            train(config, run_dir, resume=done > 0, report=segment_report)
+            train(config, run_dir, resume=done > 0, init_from=init_from, report=segment_report)
         if end != total:
             shutil.copy2(run_dir / "checkpoint.pt", run_dir / f"checkpoint-{end:06d}.pt")
 
