@@ -20,10 +20,11 @@ from textimg.demo import free_cores, run_demo
 from textimg.learning.task import DIGITS
 
 
-def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("name", ["letters", "digits"])
+def test_demo_runs_the_whole_chain(tmp_path, monkeypatch, name: str) -> None:
     monkeypatch.setenv("TEXTIMG_CACHE_DIR", str(tmp_path / "cache"))
     task = replace(
-        DIGITS, train_images=64, heldout=4, ceiling_renders=1, sample_steps=2, steps=4,
+        demo.TASKS[name], train_images=64, heldout=4, ceiling_renders=1, sample_steps=2, steps=4,
         overrides=("train.warmup_steps=1", "train.checkpoint_every=4", "train.log_every=1"),
     )  # fmt: skip
     out = tmp_path / "demo"
@@ -44,6 +45,10 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch) -> None:
     prompts = {json.loads(line)["text"] for line in (out / "texts/prompts.jsonl").open()}
     drawn = {members["txt"].decode() for _, members in iter_samples([out / "corpus"])}
     assert len(prompts) == 4 and len(drawn) > 4 and not drawn & prompts
+    assert set("".join(prompts)) <= set(result["settings"]["alphabet"])
+    if name == "letters":  # words of at least 3 lowercase letters, never digits
+        assert result["settings"]["alphabet"] == "abcdefghijklmnopqrstuvwxyz"
+        assert all(len(prompt) >= 3 and prompt.isalpha() for prompt in prompts)
     assert set(result["scores"]) == {
         "own prompts, guidance 5",
         "shuffled prompts, guidance 5 (chance)",

@@ -1,10 +1,11 @@
 """`textimg demo`: train a model that writes, from nothing, in minutes on a laptop's CPU.
 
 The learn-to-write chain (`textimg.learning.chain`) at the smallest size where it finishes inside
-10 minutes on 2 CPU cores: task `DIGITS` renders 2-3 digit strings, trains recipe `demo` on them,
-samples prompts that were never rendered for training and reads them back, beside chance and the
-clean-render ceiling. Here lives what the demo adds: torch on the cores other processes leave
-free, and the table it prints. `benchmarks/learns_to_write.py` runs the larger tasks.
+10 minutes on 2 CPU cores: task `LETTERS` renders 3-letter lowercase strings (`DIGITS`, with
+`--task digits`, 2-3 digit strings), trains its recipe on them, samples prompts that were never
+rendered for training and reads them back, beside chance and the clean-render ceiling. Here lives
+what the demo adds: its tasks by name, torch on the cores other processes leave free, and the
+table it prints. `benchmarks/learns_to_write.py` runs the larger tasks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from typing import Any
 
 from textimg.eval import heldout
 from textimg.learning.chain import ReportFactory, run_chain
-from textimg.learning.task import DIGITS, Task
+from textimg.learning.task import DIGITS, LETTERS, Task
+
+TASKS = {"letters": LETTERS, "digits": DIGITS}
+"""The demo's tasks by the names `textimg demo --task` takes (`textimg.choices.DEMO_TASKS`)."""
 
 
 def _busy_cores(seconds: float = 0.5) -> float | None:
@@ -57,7 +61,7 @@ def free_cores() -> int:
 def run_demo(
     out: Path,
     seed: int = 0,
-    task: Task = DIGITS,
+    task: Task = LETTERS,
     log: Callable[[str], None] = print,
     report: ReportFactory | None = None,
 ) -> dict[str, Any]:

@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from textimg.choices import DEMO_TASKS
 from textimg.cli.app import app
 from textimg.cli.options import (
     PLACEMENTS,
@@ -25,6 +26,8 @@ from textimg.cli.options import (
     user_path,
 )
 from textimg.errors import TextimgError
+
+DemoTaskName = Literal[DEMO_TASKS]
 
 if TYPE_CHECKING:
     from textimg.data.drawable import RejectedText
@@ -406,18 +409,27 @@ def demo(
         ),
     ] = Path("demo"),
     seed: Annotated[int, seed_option("Seed of the texts, corpus, weights and samples.")] = 0,
+    task: Annotated[
+        DemoTaskName,
+        typer.Option(
+            parser=one_of("--task", DEMO_TASKS),
+            help="What the model learns to write: letters (3-letter lowercase strings) or "
+            "digits (2-3 digit strings, about half the time).",
+        ),
+    ] = "letters",
 ) -> None:
     """Train a model that writes, in under 10 minutes on 2 CPU cores, and score it by OCR.
 
-    Renders 2-3 digit strings, trains recipe `demo` on them, samples prompts never rendered for
-    training and reads them back; prints the scores beside chance and the clean-render ceiling.
+    Renders 3-letter strings (or digits), trains its recipe on them, samples prompts never rendered
+    for training and reads them back; prints the scores beside chance and the clean-render ceiling.
     """
     from textimg.cli.progress import train_progress
-    from textimg.demo import run_demo
+    from textimg.demo import TASKS, run_demo
 
     result = run_demo(
         out,
         seed=seed,
+        task=TASKS[task],
         log=lambda line: console.print(line, markup=False, soft_wrap=True),
         report=train_progress,
     )
