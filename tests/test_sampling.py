@@ -131,3 +131,19 @@ def test_self_conditioned_model_is_fed_the_previous_steps_clean_image(sampler: s
         assert fed.shape[0] == 2 and torch.equal(fed[0], fed[1])
     finally:
         handle.remove()
+
+
+def test_sampling_builds_no_autograd_graph(model, monkeypatch) -> None:
+    """Every network call of a sampler runs without autograd: a graph kept over all the steps
+    would hold each step's activations in memory."""
+    diffusion = GaussianDiffusion.from_config(DiffusionConfig())
+    grad_enabled = []
+    forward = type(model).forward
+
+    def recording(self, *args, **kwargs):
+        grad_enabled.append(torch.is_grad_enabled())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", recording)
+    sample(model, diffusion, ["ab"], steps=2, seed=0)
+    assert grad_enabled and not any(grad_enabled)

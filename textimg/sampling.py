@@ -167,7 +167,6 @@ def out_of_memory(error: BaseException) -> bool:
     )
 
 
-@torch.no_grad()
 def warn_prompt_tokens(prompts: Sequence[str], batch: TokenBatch, max_characters: int) -> None:
     """Say which prompts the model cannot read in full: those cut to its text length, and those
     with characters outside its vocabulary (read as unknown, so never drawn)."""
@@ -188,6 +187,7 @@ def warn_prompt_tokens(prompts: Sequence[str], batch: TokenBatch, max_characters
         )
 
 
+@torch.no_grad()
 def sample(
     model: nn.Module,
     diffusion: GaussianDiffusion,

@@ -85,9 +85,14 @@ DIGITS = Task(
 cores all told."""
 
 LETTERS = dataclasses.replace(
-    DIGITS, name="letters", alphabet="abcdefghijklmnopqrstuvwxyz", two_share=0.0
+    DIGITS,
+    name="letters",
+    recipe="demo-letters",
+    alphabet="abcdefghijklmnopqrstuvwxyz",
+    two_share=0.0,  # every held-out prompt has 3 letters; 2-letter strings are trained on
 )
-"""`textimg demo`: 3-letter lowercase strings in the middle of a 24 px image."""
+"""`textimg demo --task letters`: 3-letter lowercase strings in the middle of a 24 px image, the
+digits' fonts, sizes and network, twice the training steps."""
 
 SHORT_STRINGS = Task(
     name="short",
