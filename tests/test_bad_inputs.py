@@ -834,13 +834,20 @@ def test_resume_keeps_the_whole_metrics_lines_and_drops_a_cut_one(paths, tmp_pat
 def test_running_out_of_memory_in_sample_is_one_error_line(
     paths, tmp_path, monkeypatch, failure: Exception
 ) -> None:
-    def allocation_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise failure
+    import textimg.sampling
 
-    monkeypatch.setattr("textimg.sampling.sample", allocation_fails)
+    real = textimg.sampling.sample
+
+    def allocation_fails_above_100(model, diffusion, prompts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(prompts) > 100:  # memory for 100 images at once, not more
+            raise failure
+        return real(model, diffusion, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(textimg.sampling, "sample", allocation_fails_above_100)
     args = [*SAMPLE, "--prompt", "ab", "--prompt", "cd", "--samples", "500", "-o", "{tmp}/g.png"]
     line = one_error_line(runner.invoke(app, filled(args, paths, tmp_path), env=WIDE))
     assert "out of memory on cpu drawing 1000 images at once (2 prompt(s) x --samples 500)" in line
+    assert "about 62 fit" in line, "1000 halved until one step fits: 500, 250, 125, 62"
     assert "lower --samples" in line and not (tmp_path / "g.png").exists()
 
 

@@ -167,6 +167,22 @@ def out_of_memory(error: BaseException) -> bool:
     )
 
 
+def images_that_fit(model: nn.Module, diffusion: GaussianDiffusion, prompt: str, asked: int) -> int:
+    """After `asked` images at once ran out of memory: the most, halving from `asked`, that one
+    guided sampling step of `prompt` draws without running out (0 when not even one does), so
+    the error can say how many fit. One step holds what every step holds: the guided batch."""
+    count = asked // 2
+    while count >= 1:
+        try:
+            sample(model, diffusion, [prompt] * count, steps=1, guidance=2.0, seed=0)
+            return count
+        except (RuntimeError, MemoryError) as error:
+            if not out_of_memory(error):
+                raise
+            count //= 2
+    return 0
+
+
 def warn_prompt_tokens(prompts: Sequence[str], batch: TokenBatch, max_characters: int) -> None:
     """Say which prompts the model cannot read in full: those cut to its text length, and those
     with characters outside its vocabulary (read as unknown, so never drawn)."""

@@ -6,7 +6,7 @@ torch is imported inside the commands so `textimg --help` stays instant.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -245,6 +245,7 @@ def sample(
     """Write images of the given prompts from a checkpoint's EMA weights."""
     from textimg.checkpoint import load_checkpoint, read_checkpoint_config
     from textimg.distributed import Placement, resolve_device
+    from textimg.sampling import images_that_fit
     from textimg.sampling import sample as sample_images
     from textimg.super_resolution import check_cascade
     from textimg.upsampler import Upsampler
@@ -258,20 +259,24 @@ def sample(
     chosen = resolve_device(device or "auto", Placement.from_environment())
     model, diffusion, config = load_checkpoint(checkpoint, device=chosen)
     repeated = [text for text in texts for _ in range(samples)]
-    with _memory_for(len(texts), samples, chosen):
+    with _memory_for(len(texts), samples, chosen, lambda n: images_that_fit(model, diffusion,
+                                                                        texts[0], n)):  # fmt: skip
         images = sample_images(model, diffusion, repeated, steps, guidance, seed, sampler)
     _write_images(images, out, samples, "")
     if sr is not None:
         upsampler = Upsampler(sr, chosen, sr_steps or steps, sr_guidance, sampler)
-        with _memory_for(len(texts), samples, chosen):
+        with _memory_for(len(texts), samples, chosen, lambda n: 0):
             upscaled = upsampler.arrays(images, repeated, seed)
         _write_images(upscaled, out, samples, "-sr")
 
 
 @contextmanager
-def _memory_for(prompts: int, samples: int, device: object) -> Iterator[None]:
+def _memory_for(
+    prompts: int, samples: int, device: object, fitting: Callable[[int], int]
+) -> Iterator[None]:
     """Turn an allocation that failed while drawing every image in one batch into one line that
-    says how many were asked for at once and how to ask for fewer."""
+    says how many were asked for at once, how many fit (`fitting(asked)`, probed only then; 0
+    when unknown) and how to ask for fewer."""
     from textimg.sampling import out_of_memory
 
     try:
@@ -279,9 +284,12 @@ def _memory_for(prompts: int, samples: int, device: object) -> Iterator[None]:
     except (RuntimeError, MemoryError) as error:
         if not out_of_memory(error):
             raise
+        asked = prompts * samples
+        fit = fitting(asked)
+        room = f"about {fit} fit" if fit else "fewer fit"
         raise TextimgError(
-            f"out of memory on {device} drawing {prompts * samples} images at once ({prompts} "
-            f"prompt(s) x --samples {samples}); sample draws them in one batch, so fewer fit: "
+            f"out of memory on {device} drawing {asked} images at once ({prompts} "
+            f"prompt(s) x --samples {samples}); sample draws them in one batch and {room}: "
             "lower --samples or give fewer prompts per command"
         ) from None
 
