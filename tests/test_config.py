@@ -21,10 +21,10 @@ from textimg.config import (
     choices,
     from_dict,
     load_recipe,
-    recipe_names,
     to_dict,
 )
 from textimg.errors import TextimgError
+from textimg.recipe_files import recipe_names
 
 
 def test_round_trip_through_dict() -> None:
