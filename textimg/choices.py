@@ -41,4 +41,4 @@ DOWNSAMPLE_MODES = ("area", "bicubic")
 
 DEMO_TASKS = ("digits", "letters")
 """What `textimg demo` writes (`textimg.demo.TASKS`), the default first: 2-3 digit strings in
-under 10 minutes on 2 cores, or 3-letter lowercase strings in about 13."""
+under 10 minutes on 2 cores, or 3-letter lowercase strings in 13-15."""

@@ -2,7 +2,7 @@
 
 The learn-to-write chain (`textimg.learning.chain`) at the smallest size where it finishes inside
 10 minutes on 2 CPU cores: task `DIGITS` renders 2-3 digit strings (`LETTERS`, with `--task
-letters`, 3-letter lowercase strings in about 13 minutes), trains its recipe on them, samples
+letters`, 3-letter lowercase strings in 13-15 minutes), trains its recipe on them, samples
 prompts that were never rendered for training and reads them back, beside chance and the
 clean-render ceiling. Here lives what the demo adds: its tasks by name, torch on the cores other
 processes leave free, and the table it prints. `benchmarks/learns_to_write.py` runs the larger

@@ -414,7 +414,7 @@ def demo(
         typer.Option(
             parser=one_of("--task", DEMO_TASKS),
             help="What the model learns to write: digits (2-3 digit strings, under 10 minutes "
-            "on 2 cores) or letters (3-letter lowercase strings, about 13 minutes).",
+            "on 2 cores) or letters (3-letter lowercase strings, 13-15 minutes).",
         ),
     ] = "digits",
 ) -> None:
