@@ -43,12 +43,25 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch, name: str) -> None:
     assert config["model"]["image_size"] == 24
     # the prompts were never rendered for training: no corpus image shows one
     prompts = {json.loads(line)["text"] for line in (out / "texts/prompts.jsonl").open()}
-    drawn = {members["txt"].decode() for _, members in iter_samples([out / "corpus"])}
+    corpus = [
+        (members["txt"].decode(), json.loads(members["json"]))
+        for _, members in iter_samples([out / "corpus"])
+    ]
+    drawn = {text for text, _ in corpus}
     assert len(prompts) == 4 and len(drawn) > 4 and not drawn & prompts
     assert set("".join(prompts)) <= set(result["settings"]["alphabet"])
+    # every training string is drawn whole: a size too large for the image would cut letters off
+    # and the model would learn to write fewer than it is asked for
+    trained = set((out / "texts/train.txt").read_text().split())
+    assert drawn <= trained and all(meta["dropped"] == 0 for _, meta in corpus)
     if name == "letters":  # words of at least 3 lowercase letters, never digits
         assert result["settings"]["alphabet"] == "abcdefghijklmnopqrstuvwxyz"
         assert all(len(prompt) >= 3 and prompt.isalpha() for prompt in prompts)
+        # one monospaced font at one size, 3 letters each: every letter in a fixed place
+        assert {(meta["font_file"], meta["font_size"]) for _, meta in corpus} == {
+            ("DejaVuSansMono-Bold.ttf", 9)
+        }
+        assert {len(text) for text in drawn} == {3}
     assert set(result["scores"]) == {
         "own prompts, guidance 5",
         "shuffled prompts, guidance 5 (chance)",
@@ -61,7 +74,7 @@ def test_demo_runs_the_whole_chain(tmp_path, monkeypatch, name: str) -> None:
             assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (mean, low, high))
             assert low <= mean <= high
     assert set(result["seconds"]) == {"synth", "train", "sample and read", "chance and ceiling"}
-    # the default reader reads the demo's clean digits: the ceiling the samples are judged against
+    # the default reader reads the demo's clean strings: the ceiling the samples are judged against
     assert result["scores"]["clean renderings (ceiling)"]["exact"]["mean"] >= 0.75
 
 
@@ -102,3 +115,24 @@ def test_a_stopped_demo_continues_and_a_finished_one_is_kept(tmp_path, monkeypat
     with pytest.raises(TextimgError, match="holds a finished run"):
         run_demo(out, seed=1, task=task, log=lambda line: None)
     assert finished == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_demo_writes_letters_unless_told_digits(tmp_path, monkeypatch) -> None:
+    """`textimg demo` alone runs the letters task; `--task digits` the digit strings."""
+    from typer.testing import CliRunner
+
+    from textimg.cli import app
+    from textimg.learning.task import LETTERS
+
+    asked = []
+
+    def fake_run_demo(out, seed, task, log, report):  # the chain itself is tested above
+        asked.append(task)
+        return {"total_seconds": 0.0, "paths": {}}
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    runner = CliRunner()
+    for args in ([], ["--task", "digits"]):
+        result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), *args])
+        assert result.exit_code == 0, result.output
+    assert asked == [LETTERS, DIGITS]

@@ -39,6 +39,6 @@ DOWNSAMPLE_MODES = ("area", "bicubic")
 """How `textimg.super_resolution` makes a training input's low-res image
 (`super_resolution.downsample`), the default first."""
 
-DEMO_TASKS = ("digits", "letters")
-"""What `textimg demo` writes (`textimg.demo.TASKS`), the default first: 2-3 digit strings in
-under 10 minutes on 2 cores, or 3-letter lowercase strings in 13-15."""
+DEMO_TASKS = ("letters", "digits")
+"""What `textimg demo` writes (`textimg.demo.TASKS`), the default first: 3-letter lowercase
+strings or 2-3 digit strings, each in under 10 minutes on 2 cores."""

@@ -1,11 +1,11 @@
 """`textimg demo`: train a model that writes, from nothing, in minutes on a laptop's CPU.
 
 The learn-to-write chain (`textimg.learning.chain`) at the smallest size where it finishes inside
-10 minutes on 2 CPU cores: task `DIGITS` renders 2-3 digit strings (`LETTERS`, with `--task
-letters`, 3-letter lowercase strings in 13-15 minutes), trains its recipe on them, samples
-prompts that were never rendered for training and reads them back, beside chance and the
-clean-render ceiling. Here lives what the demo adds: its tasks by name, torch on the cores other
-processes leave free, and the table it prints. `benchmarks/learns_to_write.py` runs the larger
+10 minutes on 2 CPU cores: task `LETTERS` renders 3-letter lowercase strings (`DIGITS`, with
+`--task digits`, 2-3 digit strings), trains its recipe on them, samples prompts that were never
+rendered for training and reads them back, beside chance and the clean-render ceiling. Here
+lives what the demo adds: its tasks by name, torch on the cores other processes leave free, and
+the table it prints. `benchmarks/learns_to_write.py` runs the larger
 tasks.
 """
 
@@ -22,7 +22,7 @@ from textimg.eval import heldout
 from textimg.learning.chain import ReportFactory, run_chain
 from textimg.learning.task import DIGITS, LETTERS, Task
 
-TASKS = {"digits": DIGITS, "letters": LETTERS}
+TASKS = {"letters": LETTERS, "digits": DIGITS}
 """The demo's tasks by the names `textimg demo --task` takes (`textimg.choices.DEMO_TASKS`)."""
 
 
@@ -62,7 +62,7 @@ def free_cores() -> int:
 def run_demo(
     out: Path,
     seed: int = 0,
-    task: Task = DIGITS,
+    task: Task = LETTERS,
     log: Callable[[str], None] = print,
     report: ReportFactory | None = None,
 ) -> dict[str, Any]:

@@ -413,16 +413,16 @@ def demo(
         DemoTaskName,
         typer.Option(
             parser=one_of("--task", DEMO_TASKS),
-            help="What the model learns to write: digits (2-3 digit strings, under 10 minutes "
-            "on 2 cores) or letters (3-letter lowercase strings, 13-15 minutes).",
+            help="What the model learns to write: letters (3-letter lowercase strings) or "
+            "digits (2-3 digit strings); each under 10 minutes on 2 cores.",
         ),
-    ] = "digits",
+    ] = "letters",
 ) -> None:
     """Train a model that writes, in under 10 minutes on 2 CPU cores, and score it by OCR.
 
-    Renders digit strings (or 3-letter words), trains its recipe on them, samples prompts never
-    rendered for training and reads them back; prints the scores beside chance and the clean-render
-    ceiling.
+    Renders 3-letter strings (or digit strings), trains its recipe on them, samples prompts never
+    rendered for training and reads them back; prints the scores beside chance and the
+    clean-render ceiling.
     """
     from textimg.cli.progress import train_progress
     from textimg.demo import TASKS, run_demo
