@@ -309,5 +309,5 @@ def _size(scores: dict[str, dict[str, Any]], start: str) -> str:
 
 
 CASCADE = Cascade(base=CASCADE_BASE)
-"""`benchmarks/learns_to_write.py --task cascade`: base 2,800 steps (~15 min at ~52 img/s),
-super-resolution 1,400 steps (~15 min at ~26 img/s), within the hour on 2 CPU cores all told."""
+"""`benchmarks/learns_to_write.py --task cascade`: base 2,800 steps (10.2 min at 78 img/s),
+super-resolution 1,400 steps (10.3 min at 38 img/s), 33 minutes on 2 CPU cores all told."""
