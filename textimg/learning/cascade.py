@@ -205,15 +205,15 @@ def _upsample_clean(cascade: Cascade, clean: Path, sr_ckpt: Path, folder: Path) 
     return folder
 
 
-def write_cascade_sheet(evals: Path, prompts: list[str], path: Path, cell: int = 64) -> Path:
-    """One row per prompt: the base's 32 px sample, the cascade's 64 px upsampling of that very
-    sample, and the reranked 64 px pick, each captioned with what OCR read."""
+def write_cascade_sheet(evals: Path, prompts: list[str], path: Path, cell: int = 96) -> Path:
+    """One row per prompt: the base's 32 px sample, the plain cascade's 64 px upsampling of that
+    very sample, and the reranked 64 px pick, each captioned with what OCR read."""
     import pandas as pd
     from PIL import Image
 
     from textimg.images import contact_sheet
 
-    columns = (("base", "base"), ("cascade", "cascade"), ("rerank", "rerank"))
+    columns = (("base", "base"), ("cascade", "plain"), ("rerank", "rerank"))
     tables = {
         name: pd.read_csv(evals / name / "base" / "results.csv", dtype=str, keep_default_na=False)
         for name, _ in columns
