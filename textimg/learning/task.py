@@ -133,7 +133,7 @@ CASCADE_BASE = dataclasses.replace(
     guidance=(5.0,),  # what the cascade's figures in docs/results.md were measured with
 )
 """The cascade's first stage (`textimg.learning.cascade`): the demo's letters at 32 px, trained
-for ~15 minutes of the hour the whole cascade gets on 2 CPU cores."""
+for ~10 of the 33 minutes the whole cascade takes on 2 CPU cores."""
 
 TWO_LINES = Task(
     name="lines",
